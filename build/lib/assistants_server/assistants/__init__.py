@@ -1,0 +1,1 @@
+"""Assistants: create, list, retrieve, modify, delete."""

@@ -1,0 +1,107 @@
+"""Rules and queries for assistants. Functions flush; the request commits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants_server.api.errors import InvalidRequestError, not_found
+from assistants_server.api.pagination import ListQuery, fetch_page
+from assistants_server.assistants.schemas import CreateAssistantRequest, ModifyAssistantRequest
+from assistants_server.db.models import AssistantRow
+from assistants_server.ids import check_id, new_id
+from assistants_server.tools.definitions import (
+    dump_response_format,
+    dump_tool_resources,
+    dump_tools,
+)
+
+
+def check_model(model: str, accepted: Sequence[str]) -> None:
+    """With ASSISTANTS_MODELS set, only those models may be named."""
+    if accepted and model not in accepted:
+        raise InvalidRequestError(
+            f"The requested model '{model}' does not exist. This server accepts: "
+            f"{', '.join(accepted)} (see GET /v1/models).",
+            param="model",
+            code="model_not_found",
+        )
+
+
+async def create_assistant(
+    session: AsyncSession, body: CreateAssistantRequest, accepted_models: Sequence[str]
+) -> AssistantRow:
+    check_model(body.model, accepted_models)
+    row = AssistantRow(
+        id=new_id("asst_"),
+        created_at=int(time.time()),
+        model=body.model,
+        name=body.name,
+        description=body.description,
+        instructions=body.instructions,
+        reasoning_effort=body.reasoning_effort,
+        tools=dump_tools(body.tools),
+        tool_resources=dump_tool_resources(body.tool_resources),
+        metadata_=body.metadata,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        response_format=dump_response_format(body.response_format),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_assistant(session: AsyncSession, assistant_id: str) -> AssistantRow:
+    check_id(assistant_id, "asst_", "assistant_id")
+    row = await session.scalar(select(AssistantRow).where(AssistantRow.id == assistant_id))
+    if row is None:
+        raise not_found("assistant", assistant_id)
+    return row
+
+
+async def list_assistants(
+    session: AsyncSession, query: ListQuery
+) -> tuple[list[AssistantRow], bool]:
+    return await fetch_page(session, AssistantRow, query)
+
+
+async def modify_assistant(
+    session: AsyncSession,
+    assistant_id: str,
+    body: ModifyAssistantRequest,
+    accepted_models: Sequence[str],
+) -> AssistantRow:
+    row = await get_assistant(session, assistant_id)
+    sent = body.model_fields_set
+    if "model" in sent:
+        if body.model is None:
+            raise InvalidRequestError("Invalid 'model': it cannot be null.", param="model")
+        check_model(body.model, accepted_models)
+        row.model = body.model
+    for field in ("name", "description", "instructions", "reasoning_effort"):
+        if field in sent:
+            setattr(row, field, getattr(body, field))
+    if "tools" in sent:
+        row.tools = dump_tools(body.tools or [])
+    if "tool_resources" in sent:
+        row.tool_resources = dump_tool_resources(body.tool_resources)
+    if "metadata" in sent:
+        row.metadata_ = body.metadata or {}
+    if "temperature" in sent:
+        row.temperature = 1.0 if body.temperature is None else body.temperature
+    if "top_p" in sent:
+        row.top_p = 1.0 if body.top_p is None else body.top_p
+    if "response_format" in sent:
+        row.response_format = dump_response_format(body.response_format)
+    await session.flush()
+    return row
+
+
+async def delete_assistant(session: AsyncSession, assistant_id: str) -> None:
+    row = await get_assistant(session, assistant_id)
+    await session.delete(row)
+    await session.flush()

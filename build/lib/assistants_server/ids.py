@@ -1,0 +1,32 @@
+"""Object ids in the service's formats: a type prefix followed by 24 random base62 characters."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Literal
+
+_ALPHABET = string.ascii_letters + string.digits
+
+Prefix = Literal["asst_", "thread_", "msg_", "run_", "step_", "call_", "file-", "vs_", "vsfb_"]
+
+
+def new_id(prefix: Prefix) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(16)
+
+
+def check_id(value: str, prefix: Prefix, param: str) -> str:
+    """Refuse an id of the wrong kind the way the service did (a 400 naming the parameter)."""
+    if not value.startswith(prefix):
+        from assistants_server.api.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            f"Invalid '{param}': '{value}'. Expected an ID that begins with "
+            f"'{prefix.rstrip('_-')}'.",
+            param=param,
+        )
+    return value

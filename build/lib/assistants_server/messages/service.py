@@ -1,0 +1,88 @@
+"""Rules and queries for messages. Functions flush; the request commits."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants_server.api.errors import not_found
+from assistants_server.api.pagination import ListQuery, fetch_page
+from assistants_server.db.models import MessageRow
+from assistants_server.ids import check_id, new_id
+from assistants_server.messages.schemas import (
+    CreateMessageRequest,
+    ModifyMessageRequest,
+    content_to_wire,
+)
+from assistants_server.threads.service import get_thread
+
+
+def new_message(thread_id: str, body: CreateMessageRequest, created_at: int) -> MessageRow:
+    """A user-supplied message row (not yet added to a session)."""
+    return MessageRow(
+        id=new_id("msg_"),
+        created_at=created_at,
+        thread_id=thread_id,
+        role=body.role,
+        content=content_to_wire(body.content),
+        status="completed",
+        attachments=[a.model_dump() for a in body.attachments or []],
+        metadata_=body.metadata,
+    )
+
+
+async def add_messages(
+    session: AsyncSession, thread_id: str, bodies: list[CreateMessageRequest]
+) -> list[MessageRow]:
+    now = int(time.time())
+    rows = [new_message(thread_id, body, now) for body in bodies]
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+async def create_message(
+    session: AsyncSession, thread_id: str, body: CreateMessageRequest
+) -> MessageRow:
+    await get_thread(session, thread_id)
+    (row,) = await add_messages(session, thread_id, [body])
+    return row
+
+
+async def list_messages(
+    session: AsyncSession, thread_id: str, query: ListQuery, run_id: str | None
+) -> tuple[list[MessageRow], bool]:
+    await get_thread(session, thread_id)
+    scope = [MessageRow.thread_id == thread_id]
+    if run_id:
+        scope.append(MessageRow.run_id == run_id)
+    return await fetch_page(session, MessageRow, query, *scope)
+
+
+async def get_message(session: AsyncSession, thread_id: str, message_id: str) -> MessageRow:
+    check_id(thread_id, "thread_", "thread_id")
+    check_id(message_id, "msg_", "message_id")
+    row = await session.scalar(
+        select(MessageRow).where(MessageRow.id == message_id, MessageRow.thread_id == thread_id)
+    )
+    if row is None:
+        raise not_found("message", message_id)
+    return row
+
+
+async def modify_message(
+    session: AsyncSession, thread_id: str, message_id: str, body: ModifyMessageRequest
+) -> MessageRow:
+    row = await get_message(session, thread_id, message_id)
+    if "metadata" in body.model_fields_set:
+        row.metadata_ = body.metadata or {}
+    await session.flush()
+    return row
+
+
+async def delete_message(session: AsyncSession, thread_id: str, message_id: str) -> None:
+    row = await get_message(session, thread_id, message_id)
+    await session.delete(row)
+    await session.flush()

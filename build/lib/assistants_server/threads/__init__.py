@@ -1,0 +1,1 @@
+"""Threads: create (with initial messages), retrieve, modify, delete."""

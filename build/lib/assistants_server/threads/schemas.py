@@ -1,0 +1,40 @@
+"""Wire models of threads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from assistants_server.api.validation import Metadata
+from assistants_server.db.models import ThreadRow
+from assistants_server.messages.schemas import CreateMessageRequest
+from assistants_server.tools.definitions import ToolResources, WireModel
+
+
+class CreateThreadRequest(WireModel):
+    messages: Annotated[list[CreateMessageRequest], Field(max_length=32)] = []
+    tool_resources: ToolResources | None = None
+    metadata: Metadata = {}
+
+
+class ModifyThreadRequest(WireModel):
+    tool_resources: ToolResources | None = None
+    metadata: Metadata | None = None
+
+
+class Thread(BaseModel):
+    id: str
+    object: Literal["thread"] = "thread"
+    created_at: int
+    metadata: dict[str, str]
+    tool_resources: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: ThreadRow) -> Thread:
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            metadata=row.metadata_,
+            tool_resources=row.tool_resources,
+        )

@@ -1,0 +1,1 @@
+"""Tools an assistant can use: their wire definitions and (later) their executors."""

@@ -1,0 +1,163 @@
+"""Tool definitions, tool resources and response formats as assistants and runs accept them.
+
+Validation follows the service: function names match `^[a-zA-Z0-9_-]{1,64}$`, `parameters` is
+a JSON Schema of type object, file_search options are bounded, and at most one vector store is
+attached per assistant or thread.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from assistants_server.api.validation import rule_error, tagged_union
+
+
+class WireModel(BaseModel):
+    """A request model: unknown fields are refused, as the service refused them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionDefinition(WireModel):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _is_function_name(value):
+            raise rule_error(
+                f"Invalid '{{param}}': string does not match pattern. Expected a string that "
+                f"matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$', but got '{value[:80]}'.",
+                code="invalid_value")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        kind = value.get("type", "object")
+        if kind != "object":
+            raise rule_error(
+                "Invalid schema for function: '{param}' must be a JSON Schema of "
+                f"'type: \"object\"', got 'type: \"{kind}\"'.", code="invalid_function_parameters")
+        try:
+            jsonschema.validators.validator_for(value).check_schema(value)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path) or "(root)"
+            raise rule_error(
+                f"Invalid schema for function: '{{param}}' is not a valid JSON Schema at {where}: "
+                f"{exc.message}", code="invalid_function_parameters") from None
+        return value
+
+
+def _is_function_name(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
+
+
+class FunctionTool(WireModel):
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+
+class RankingOptions(WireModel):
+    ranker: Literal["auto", "default_2024_08_21"] = "auto"
+    score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class FileSearchOptions(WireModel):
+    max_num_results: Annotated[int, Field(ge=1, le=50)] | None = None
+    ranking_options: RankingOptions | None = None
+
+
+class FileSearchTool(WireModel):
+    type: Literal["file_search"] = "file_search"
+    file_search: FileSearchOptions | None = None
+
+
+class CodeInterpreterTool(WireModel):
+    type: Literal["code_interpreter"] = "code_interpreter"
+
+
+Tool = tagged_union(CodeInterpreterTool, FileSearchTool, FunctionTool)
+
+
+def dump_tools(tools: list[Any]) -> list[dict[str, Any]]:
+    """The stored (and returned) form of validated tools."""
+    dumped: list[dict[str, Any]] = []
+    for tool in tools:
+        item = tool.model_dump(exclude_none=True)
+        if item["type"] == "function":
+            item["function"].setdefault("strict", False)
+        dumped.append(item)
+    return dumped
+
+
+class CodeInterpreterResources(WireModel):
+    file_ids: Annotated[list[str], Field(max_length=20)] = []
+
+
+class VectorStoreSpec(WireModel):
+    file_ids: Annotated[list[str], Field(max_length=10000)] = []
+    chunking_strategy: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+
+
+class FileSearchResources(WireModel):
+    vector_store_ids: Annotated[list[str], Field(max_length=1)] = []
+    vector_stores: Annotated[list[VectorStoreSpec], Field(max_length=1)] | None = None
+
+
+class ToolResources(WireModel):
+    code_interpreter: CodeInterpreterResources | None = None
+    file_search: FileSearchResources | None = None
+
+
+def dump_tool_resources(resources: ToolResources | None) -> dict[str, Any]:
+    if resources is None:
+        return {}
+    dumped: dict[str, Any] = {}
+    if resources.code_interpreter is not None:
+        dumped["code_interpreter"] = {"file_ids": list(resources.code_interpreter.file_ids)}
+    if resources.file_search is not None:
+        dumped["file_search"] = {
+            "vector_store_ids": list(resources.file_search.vector_store_ids)
+        }
+    return dumped
+
+
+class TextFormat(WireModel):
+    type: Literal["text"] = "text"
+
+
+class JsonObjectFormat(WireModel):
+    type: Literal["json_object"] = "json_object"
+
+
+class JsonSchemaSpec(WireModel):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: str | None = None
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+    strict: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class JsonSchemaFormat(WireModel):
+    type: Literal["json_schema"] = "json_schema"
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = Literal["auto"] | tagged_union(TextFormat, JsonObjectFormat, JsonSchemaFormat)
+
+
+def dump_response_format(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value or "auto"
+    return value.model_dump(exclude_none=True, by_alias=True)

@@ -1,0 +1,30 @@
+"""Request-scoped dependencies: the database session (committed when the endpoint returns)
+and the app's settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants_server.config import Settings
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Services only flush; the request commits once, after the endpoint succeeded.
+    async with request.app.state.sessionmaker() as session:
+        yield session
+        await session.commit()
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+# scope="function": commit before the response is sent, so a client that reads right after a
+# write (another connection, another process) sees it.
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -1,0 +1,104 @@
+"""Errors users see, in the service's envelope: `{"error": {message, type, param, code}}`.
+
+Services raise `APIError` subclasses; one set of handlers renders them, FastAPI's own
+validation errors and any unexpected exception in that envelope, so a client never sees
+`{"detail": ...}` or an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistants_server.api.validation import describe_validation_error
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.error_type, self.param, self.code)
+
+
+class InvalidRequestError(APIError):
+    status_code = 400
+
+
+class AuthenticationError(APIError):
+    status_code = 401
+
+
+class NotFoundError(APIError):
+    status_code = 404
+
+
+class PayloadTooLargeError(APIError):
+    status_code = 413
+
+
+class BackendUnavailableError(APIError):
+    status_code = 502
+    error_type = "server_error"
+
+
+def error_body(
+    message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def not_found(kind: str, object_id: str) -> NotFoundError:
+    return NotFoundError(f"No {kind} found with id '{object_id}'.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    headers = {"x-should-retry": "false"} if exc.status_code >= 500 else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, param, code = describe_validation_error(exc.errors())
+    return JSONResponse(error_body(message, "invalid_request_error", param, code), status_code=400)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (404, 405):
+        message = f"Invalid URL ({request.method} {request.url.path})"
+        return JSONResponse(error_body(message, "invalid_request_error"), status_code=404)
+    return JSONResponse(
+        error_body(str(exc.detail), "invalid_request_error"), status_code=exc.status_code
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = error_body(
+        "The server had an error while processing your request. Sorry about that! "
+        "The server log has the details.",
+        "server_error",
+    )
+    return JSONResponse(body, status_code=500)

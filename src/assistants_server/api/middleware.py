@@ -1,0 +1,134 @@
+"""The gate every request passes: request id, API key, beta header and body size.
+
+A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware, so streamed responses pass
+through untouched and the per-request cost stays a few dict operations.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterable
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistants_server.api.errors import (
+    APIError,
+    AuthenticationError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+)
+from assistants_server.ids import new_request_id
+
+BETA_PREFIXES = ("/v1/assistants", "/v1/threads")
+_V2_HINT = "Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
+
+
+class GateMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_keys: Iterable[str],
+        max_body_bytes: int,
+        require_beta_header: bool,
+    ) -> None:
+        self.app = app
+        self.api_keys = [key.encode() for key in api_keys]
+        self.max_body_bytes = max_body_bytes
+        self.require_beta_header = require_beta_header
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = int((time.perf_counter() - started) * 1000)
+                message.setdefault("headers", [])
+                message["headers"] += [
+                    (b"x-request-id", request_id.encode()),
+                    (b"openai-version", b"2020-10-01"),
+                    (b"openai-processing-ms", str(elapsed).encode()),
+                ]
+            await send(message)
+
+        headers = Headers(scope=scope)
+        try:
+            self._check(scope["path"], headers)
+        except APIError as exc:
+            await JSONResponse(exc.body(), exc.status_code)(scope, receive, send_with_headers)
+            return
+        await self.app(scope, self._limited(receive), send_with_headers)
+
+    def _check(self, path: str, headers: Headers) -> None:
+        if not path.startswith("/v1/"):
+            return
+        if self.api_keys:
+            self._check_key(headers.get("authorization", ""))
+        if self.require_beta_header and path.startswith(BETA_PREFIXES):
+            _check_beta(headers.get("openai-beta"))
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
+
+    def _check_key(self, authorization: str) -> None:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise AuthenticationError(
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="missing_api_key",
+            )
+        given = key.strip().encode()
+        if not any(hmac.compare_digest(given, known) for known in self.api_keys):
+            shown = key.strip()
+            shown = shown[:3] + "*" * 4 + shown[-4:] if len(shown) > 8 else "*" * len(shown)
+            raise AuthenticationError(
+                f"Incorrect API key provided: {shown}. Use one of the keys configured in "
+                "ASSISTANTS_API_KEYS on this server.",
+                code="invalid_api_key",
+            )
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large(limit)
+            return message
+
+        return limited_receive
+
+
+def _check_beta(value: str | None) -> None:
+    betas = [part.strip() for part in (value or "").split(",")]
+    if "assistants=v2" in betas:
+        return
+    if "assistants=v1" in betas:
+        raise InvalidRequestError(
+            f"The v1 Assistants API has been deprecated. {_V2_HINT}", code="invalid_beta"
+        )
+    raise InvalidRequestError(
+        f"You must provide the 'OpenAI-Beta' header to access the Assistants API. {_V2_HINT}",
+        code="invalid_beta",
+    )
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The request body is larger than this server accepts ({limit} bytes). Send a smaller "
+        "body, or raise ASSISTANTS_MAX_BODY_BYTES on the server.",
+        code="request_too_large",
+    )

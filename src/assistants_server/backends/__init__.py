@@ -1,0 +1,1 @@
+"""Clients of the OpenAI-compatible endpoints the server relies on (chat completions, models)."""

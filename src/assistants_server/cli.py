@@ -1,0 +1,93 @@
+"""The `assistants-server` command: `serve` (migrate, then run uvicorn) and `migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from assistants_server.config import LOOPBACK_HOSTS, Settings
+
+log = logging.getLogger("assistants_server")
+
+
+def _settings_help() -> str:
+    lines = ["settings (environment variables):"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        shown = "unset" if default in (None, [], "") else str(default)
+        lines.append(f"  ASSISTANTS_{name.upper()}")
+        lines.append(f"      {field.description} (default: {shown})")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistants-server",
+        description="A self-hosted OpenAI Assistants API v2 server. Point the openai SDK at "
+        "it with base_url='http://HOST:PORT/v1'.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="migrate the database to the newest schema, then serve HTTP",
+        epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (ASSISTANTS_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (ASSISTANTS_PORT)")
+    commands.add_parser("migrate", help="migrate the database to the newest schema and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"assistants-server: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from assistants_server.db.migrate import upgrade_to_head
+
+    upgrade_to_head(settings)
+    if args.command == "migrate":
+        print("database is at the newest schema")
+        return 0
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    settings = settings.model_copy(update=overrides)
+    return _serve(settings)
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from assistants_server.app import create_app
+
+    host = settings.listen_host
+    if not settings.api_keys:
+        if host in LOOPBACK_HOSTS:
+            log.warning("ASSISTANTS_API_KEYS is not set: any API key is accepted, so the server "
+                        "listens on %s (loopback) only. Set ASSISTANTS_API_KEYS to serve others.",
+                        host)
+        else:
+            log.warning("ASSISTANTS_API_KEYS is not set and the server listens on %s: anyone who "
+                        "can reach this address can use it. Set ASSISTANTS_API_KEYS.", host)
+    log.info("serving the Assistants API at http://%s:%d/v1", host, settings.port)
+    uvicorn.run(create_app(settings), host=host, port=settings.port,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

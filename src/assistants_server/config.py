@@ -1,0 +1,116 @@
+"""Settings: every knob of the server, read from `ASSISTANTS_*` environment variables.
+
+One `Settings` object is built at start-up and handed to `create_app`; nothing else reads the
+environment, so tests can build as many differently configured apps as they like.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """The server's configuration. Field descriptions double as `assistants-server --help`."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANTS_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Directory for the SQLite database and stored files.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db. "
+            "Default: sqlite+aiosqlite:///<data_dir>/assistants.db."
+        ),
+    )
+    database_schema: str | None = Field(
+        None,
+        description="PostgreSQL schema to keep the tables in (search_path). Default: public.",
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connections kept per process.")
+    backend_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible Chat Completions endpoint, e.g. http://localhost:11434/v1.",
+    )
+    backend_api_key: str | None = Field(
+        None, description="API key sent to the backend as 'Authorization: Bearer'."
+    )
+    backend_timeout_seconds: float = Field(
+        60.0, gt=0, description="Timeout for one backend request."
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated model ids the server accepts when no backend list is available. "
+            "When set, assistants and runs naming another model are refused."
+        ),
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated keys clients must send as 'Authorization: Bearer <key>'. "
+            "When unset, any key is accepted and the server listens on loopback only."
+        ),
+    )
+    host: str | None = Field(
+        None,
+        description="Address to listen on. Default: 127.0.0.1 without api_keys, 0.0.0.0 with.",
+    )
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, gt=0, description="Largest JSON request body accepted, in bytes."
+    )
+    require_beta_header: bool = Field(
+        True,
+        description=(
+            "Refuse /assistants and /threads calls without 'OpenAI-Beta: assistants=v2', "
+            "as the hosted service did."
+        ),
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("models", "api_keys", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("backend_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            path = (self.data_dir / "assistants.db").resolve()
+            self.database_url = f"sqlite+aiosqlite:///{path}"
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        assert self.database_url is not None  # set by _default_database
+        return self.database_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def listen_host(self) -> str:
+        if self.host:
+            return self.host
+        return "0.0.0.0" if self.api_keys else "127.0.0.1"

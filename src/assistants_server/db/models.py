@@ -1,0 +1,76 @@
+"""The ORM models: one row class per stored object.
+
+Every table has an integer `pk` that grows with insertion order beside the public string `id`.
+Lists sort by `(created_at, pk)`: timestamps have one-second resolution, so `pk` breaks ties and
+keeps cursors exact. Wire shapes live in each resource's `schemas` module, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), not BIGINT.
+PrimaryKey = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: Json, list[Any]: Json}
+
+
+class ListedRow(Base):
+    """Columns shared by every object that appears in a cursor-paginated list."""
+
+    __abstract__ = True
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", Json, default=dict)
+
+
+class AssistantRow(ListedRow):
+    __tablename__ = "assistants"
+    __table_args__ = (Index("ix_assistants_order", "created_at", "pk"),)
+
+    name: Mapped[str | None] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(String(512))
+    model: Mapped[str] = mapped_column(String(256))
+    instructions: Mapped[str | None] = mapped_column(Text)
+    tools: Mapped[list[Any]] = mapped_column(Json, default=list)
+    tool_resources: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    top_p: Mapped[float | None] = mapped_column(Float)
+    response_format: Mapped[Any] = mapped_column(Json, default="auto")
+    reasoning_effort: Mapped[str | None] = mapped_column(String(16))
+
+
+class ThreadRow(ListedRow):
+    __tablename__ = "threads"
+
+    tool_resources: Mapped[dict[str, Any] | None] = mapped_column(Json, default=dict)
+
+
+class MessageRow(ListedRow):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_thread_order", "thread_id", "created_at", "pk"),
+        Index("ix_messages_thread_run", "thread_id", "run_id"),
+    )
+
+    thread_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("threads.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[list[Any]] = mapped_column(Json, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="completed")
+    incomplete_details: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
+    incomplete_at: Mapped[int | None] = mapped_column(BigInteger)
+    assistant_id: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    attachments: Mapped[list[Any]] = mapped_column(Json, default=list)

@@ -1,0 +1,122 @@
+"""Wire models of messages: content parts as sent and as returned, attachments, the object."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+from assistants_server.api.validation import Metadata, rule_error, tagged_union
+from assistants_server.db.models import MessageRow
+from assistants_server.tools.definitions import CodeInterpreterTool, WireModel
+
+Detail = Literal["auto", "low", "high"]
+
+
+class TextPart(WireModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImageFile(WireModel):
+    file_id: str
+    detail: Detail = "auto"
+
+
+class ImageFilePart(WireModel):
+    type: Literal["image_file"] = "image_file"
+    image_file: ImageFile
+
+
+class ImageUrl(WireModel):
+    url: Annotated[str, Field(pattern=r"^(https?://|data:image/)")]
+    detail: Detail = "auto"
+
+
+class ImageUrlPart(WireModel):
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageUrl
+
+
+ContentPart = tagged_union(TextPart, ImageFilePart, ImageUrlPart)
+
+
+def _content_as_parts(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value:
+            raise rule_error("Invalid '{param}': message content must be non-empty.",
+                             code="empty_string")
+        return [{"type": "text", "text": value}]
+    if value is None:
+        raise rule_error("Invalid type for '{param}': expected a string or an array of content "
+                         "parts, but got null instead.", code="invalid_type")
+    return value
+
+
+Content = Annotated[list[ContentPart], Field(min_length=1), BeforeValidator(_content_as_parts)]
+
+
+class FileSearchTypeOnly(WireModel):
+    type: Literal["file_search"] = "file_search"
+
+
+class Attachment(WireModel):
+    file_id: str
+    tools: list[tagged_union(CodeInterpreterTool, FileSearchTypeOnly)] = []  # type: ignore[valid-type]
+
+
+class CreateMessageRequest(WireModel):
+    role: Literal["user", "assistant"]
+    content: Content
+    attachments: list[Attachment] | None = None
+    metadata: Metadata = {}
+
+
+class ModifyMessageRequest(WireModel):
+    metadata: Metadata | None = None
+
+
+def content_to_wire(parts: list[Any]) -> list[dict[str, Any]]:
+    """Stored (response-side) content from request parts: text becomes {value, annotations}."""
+    stored: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            stored.append({"type": "text", "text": {"value": part.text, "annotations": []}})
+        else:
+            stored.append(part.model_dump())
+    return stored
+
+
+class Message(BaseModel):
+    id: str
+    object: Literal["thread.message"] = "thread.message"
+    created_at: int
+    thread_id: str
+    status: str
+    incomplete_details: dict[str, Any] | None
+    completed_at: int | None
+    incomplete_at: int | None
+    role: str
+    content: list[dict[str, Any]]
+    assistant_id: str | None
+    run_id: str | None
+    attachments: list[dict[str, Any]]
+    metadata: dict[str, str]
+
+    @classmethod
+    def from_row(cls, row: MessageRow) -> Message:
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            thread_id=row.thread_id,
+            status=row.status,
+            incomplete_details=row.incomplete_details,
+            completed_at=row.completed_at,
+            incomplete_at=row.incomplete_at,
+            role=row.role,
+            content=row.content,
+            assistant_id=row.assistant_id,
+            run_id=row.run_id,
+            attachments=row.attachments,
+            metadata=row.metadata_,
+        )

@@ -1,0 +1,1 @@
+"""The model catalogue: `GET /v1/models` and `GET /v1/models/{model}`."""

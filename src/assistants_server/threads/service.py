@@ -1,0 +1,55 @@
+"""Rules and queries for threads. Functions flush; the request commits."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants_server.api.errors import not_found
+from assistants_server.db.models import MessageRow, ThreadRow
+from assistants_server.ids import check_id, new_id
+from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest
+from assistants_server.tools.definitions import dump_tool_resources
+
+
+async def create_thread(session: AsyncSession, body: CreateThreadRequest) -> ThreadRow:
+    """The thread row only; the caller adds `body.messages` (see messages.service)."""
+    row = ThreadRow(
+        id=new_id("thread_"),
+        created_at=int(time.time()),
+        metadata_=body.metadata,
+        tool_resources=dump_tool_resources(body.tool_resources),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_thread(session: AsyncSession, thread_id: str) -> ThreadRow:
+    check_id(thread_id, "thread_", "thread_id")
+    row = await session.scalar(select(ThreadRow).where(ThreadRow.id == thread_id))
+    if row is None:
+        raise not_found("thread", thread_id)
+    return row
+
+
+async def modify_thread(
+    session: AsyncSession, thread_id: str, body: ModifyThreadRequest
+) -> ThreadRow:
+    row = await get_thread(session, thread_id)
+    if "metadata" in body.model_fields_set:
+        row.metadata_ = body.metadata or {}
+    if "tool_resources" in body.model_fields_set:
+        row.tool_resources = dump_tool_resources(body.tool_resources)
+    await session.flush()
+    return row
+
+
+async def delete_thread(session: AsyncSession, thread_id: str) -> None:
+    """Deletes the thread and everything in it."""
+    row = await get_thread(session, thread_id)
+    await session.execute(delete(MessageRow).where(MessageRow.thread_id == thread_id))
+    await session.delete(row)
+    await session.flush()
