@@ -62,10 +62,12 @@ class GateMiddleware:
         headers = Headers(scope=scope)
         try:
             self._check(scope["path"], headers)
+            if "content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
+                receive = await self._buffer_chunked(receive)
         except APIError as exc:
             await JSONResponse(exc.body(), exc.status_code)(scope, receive, send_with_headers)
             return
-        await self.app(scope, self._limited(receive), send_with_headers)
+        await self.app(scope, receive, send_with_headers)
 
     def _check(self, path: str, headers: Headers) -> None:
         if not path.startswith("/v1/"):
@@ -96,20 +98,29 @@ class GateMiddleware:
                 code="invalid_api_key",
             )
 
-    def _limited(self, receive: Receive) -> Receive:
-        received = 0
-        limit = self.max_body_bytes
-
-        async def limited_receive() -> Message:
-            nonlocal received
+    async def _buffer_chunked(self, receive: Receive) -> Receive:
+        """Read a body sent without Content-Length, refusing it once it passes the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _too_large(limit)
-            return message
+            if message["type"] != "http.request":
+                return _replay([message], receive)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(self.max_body_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return _replay([body], receive)
 
-        return limited_receive
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
 
 
 def _check_beta(value: str | None) -> None:

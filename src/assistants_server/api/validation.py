@@ -15,8 +15,8 @@ from pydantic_core import PydanticCustomError
 
 _LOCATION_ROOTS = ("body", "query", "path", "header")
 _JSON_NAMES = {
-    "string": "a string", "int": "an integer", "float": "a decimal", "bool": "a boolean",
-    "dict": "an object", "list": "an array", "NoneType": "null",
+    "string": "a string", "str": "a string", "int": "an integer", "float": "a decimal",
+    "bool": "a boolean", "dict": "an object", "list": "an array", "NoneType": "null",
 }
 
 
@@ -102,6 +102,8 @@ def describe_validation_error(errors: Sequence[Any]) -> tuple[str, str | None, s
         number = "integer" if isinstance(value, int) else "decimal"
         above = kind.startswith("less")
         bound = ctx.get("le", ctx.get("lt", ctx.get("ge", ctx.get("gt"))))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         op = {"less_than_equal": "<=", "less_than": "<", "greater_than_equal": ">=",
               "greater_than": ">"}[kind]
         where = "above maximum" if above else "below minimum"

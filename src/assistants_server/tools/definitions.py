@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from assistants_server.api.validation import rule_error, tagged_union
 
@@ -154,10 +154,23 @@ class JsonSchemaFormat(WireModel):
     json_schema: JsonSchemaSpec
 
 
-ResponseFormat = Literal["auto"] | tagged_union(TextFormat, JsonObjectFormat, JsonSchemaFormat)
+class AutoFormat(WireModel):
+    """The string "auto" on the wire; an object here so one tagged union checks every form."""
+
+    type: Literal["auto"] = "auto"
+
+
+def _auto_as_object(value: Any) -> Any:
+    return {"type": value} if isinstance(value, str) else value
+
+
+ResponseFormat = Annotated[
+    tagged_union(AutoFormat, TextFormat, JsonObjectFormat, JsonSchemaFormat),
+    BeforeValidator(_auto_as_object),
+]
 
 
 def dump_response_format(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value or "auto"
+    if value is None or isinstance(value, AutoFormat):
+        return "auto"
     return value.model_dump(exclude_none=True, by_alias=True)

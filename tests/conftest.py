@@ -1,0 +1,167 @@
+"""Fixtures shared by the suite: a fresh database per test (SQLite file or PostgreSQL schema),
+the app in-process, and the app served over a real loopback socket for the official SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from assistants_server.app import create_app
+from assistants_server.config import Settings
+from assistants_server.db.migrate import upgrade_to_head
+
+POSTGRES_URL = os.environ.get(
+    "ASSISTANTS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+# CI sets this so that a missing PostgreSQL fails the run instead of skipping its tests.
+REQUIRE_SERVICES = os.environ.get("ASSISTANTS_TEST_REQUIRE_SERVICES") == "1"
+BETA = {"OpenAI-Beta": "assistants=v2"}
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+async def _drop_schema(schema: str) -> None:
+    import asyncpg
+
+    dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()
+
+
+def make_settings(kind: str, tmp_path: Path, **overrides: Any) -> Iterator[Settings]:
+    """Settings on a database of `kind` that no other test shares, migrated to head."""
+    if kind == "sqlite":
+        settings = Settings(data_dir=tmp_path, **overrides)
+        upgrade_to_head(settings)
+        yield settings
+        return
+    if not _reachable("127.0.0.1", 5432):
+        if REQUIRE_SERVICES:
+            pytest.fail("PostgreSQL is not answering on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432")
+    schema = "t_" + uuid.uuid4().hex[:16]
+    settings = Settings(
+        data_dir=tmp_path, database_url=POSTGRES_URL, database_schema=schema,
+        database_pool_size=2, **overrides,
+    )
+    upgrade_to_head(settings)
+    try:
+        yield settings
+    finally:
+        run_sync(_drop_schema(schema))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str:
+    """The database kind a test runs on; every test using `settings` runs on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to configure the server (e.g. models, api_keys)."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    database: str, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> Iterator[Settings]:
+    yield from make_settings(database, tmp_path, **settings_overrides)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process, with the headers the SDK always sends."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers={**BETA}
+    ) as http:
+        yield http
+
+
+class LiveServer:
+    """A uvicorn server on a loopback port, in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the test server failed to start")
+            threading.Event().wait(0.01)
+        return self
+
+    @property
+    def url(self) -> str:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(create_app(settings)) as server:
+        yield server
+
+
+@pytest.fixture
+def sdk(live_server: LiveServer) -> Any:
+    """The official openai client, pointed at the live server, retries off."""
+    import openai
+
+    return openai.OpenAI(base_url=live_server.url + "/v1", api_key="sk-test", max_retries=0)

@@ -1,0 +1,58 @@
+"""The contract suite again under openai==1.59.4, the SDK the users' tutorials were written for.
+
+The suite's own environment has the newest 3.x; this test builds a second virtual environment
+(cached under .cache/, rebuilt when pyproject.toml changes) with the pinned SDK and runs
+tests/contract in it as a subprocess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PINNED = "1.59.4"
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "jsonschema>=4.22", "pyyaml>=6"]
+
+
+def _environment() -> Path:
+    stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + PINNED.encode()).hexdigest()
+    home = ROOT / ".cache" / f"sdk-{PINNED}"
+    python = home / "bin" / "python"
+    marker = home / ".stamp"
+    if marker.exists() and marker.read_text() == stamp and python.exists():
+        return python
+    venv.EnvBuilder(clear=True, with_pip=True).create(home)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "-e", str(ROOT), f"openai=={PINNED}", *TEST_DEPS],
+        check=True, capture_output=True, text=True,
+    )
+    marker.write_text(stamp)
+    return python
+
+
+@pytest.mark.skipif(
+    os.environ.get("ASSISTANTS_TEST_EXPECT_OPENAI") is not None,
+    reason="already running inside a pinned-SDK environment",
+)
+def test_contract_suite_passes_on_openai_1_59_4() -> None:
+    try:
+        python = _environment()
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"could not install openai=={PINNED}:\n{exc.stdout}\n{exc.stderr}")
+    env = {**os.environ, "ASSISTANTS_TEST_EXPECT_OPENAI": PINNED}
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/contract"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    summary = result.stdout.strip().splitlines()[-1:] or [""]
+    sys.stdout.write(result.stdout[-3000:])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " passed" in summary[0] and "failed" not in summary[0], summary[0]
