@@ -188,3 +188,11 @@ def test_unknown_cursor_is_a_bad_request(sdk: Any) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.beta.assistants.list(after="asst_doesnotexist")
     assert caught.value.param == "after"
+
+
+def test_inline_vector_store_creation_is_refused_not_dropped(sdk: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.beta.assistants.create(model="m", tool_resources={
+            "file_search": {"vector_stores": [{"file_ids": ["file-a"]}]}})
+    assert caught.value.param == "tool_resources.file_search.vector_stores"
+    assert caught.value.code == "unsupported_parameter"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Discriminator
 from pydantic_core import PydanticCustomError
 
 _LOCATION_ROOTS = ("body", "query", "path", "header")
@@ -31,7 +31,7 @@ def format_param(loc: Sequence[Any]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, str) and item.startswith("="):
-            continue  # a union tag (see tagged_union), not part of the request's shape
+            continue  # a union tag (see BY_TYPE), not part of the request's shape
         if isinstance(item, int):
             parts.append(f"[{item}]")
         else:
@@ -156,17 +156,13 @@ Metadata = Annotated[
 ]
 
 
-def tagged_union(*members: type[Any]) -> Any:
-    """A union of wire models told apart by their `type` field, as the API's tools and content
-    parts are. Tags carry a leading '=' so error paths can drop them (`tools[0].function.name`,
-    not `tools[0].function.function.name`)."""
-    from typing import Union
+def _type_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return None if kind is None else f"={kind}"
 
-    from pydantic import Discriminator, Tag
 
-    def discriminate(value: Any) -> str | None:
-        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-        return None if kind is None else f"={kind}"
-
-    tagged = tuple(Annotated[m, Tag("=" + m.model_fields["type"].default)] for m in members)
-    return Annotated[Union[tagged], Discriminator(discriminate)]  # noqa: UP007
+# The discriminator of the API's unions told apart by `type` (tools, content parts, formats):
+# `Annotated[Annotated[A, Tag("=a")] | Annotated[B, Tag("=b")], BY_TYPE]`. Tags carry a leading
+# '=' so error paths can drop them (`tools[0].function.name`, not
+# `tools[0].function.function.name`).
+BY_TYPE = Discriminator(_type_tag)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, Tag
 
-from assistants_server.api.validation import Metadata, rule_error, tagged_union
+from assistants_server.api.validation import BY_TYPE, Metadata, rule_error
 from assistants_server.db.models import MessageRow
 from assistants_server.tools.definitions import CodeInterpreterTool, WireModel
 
@@ -38,7 +38,12 @@ class ImageUrlPart(WireModel):
     image_url: ImageUrl
 
 
-ContentPart = tagged_union(TextPart, ImageFilePart, ImageUrlPart)
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("=text")]
+    | Annotated[ImageFilePart, Tag("=image_file")]
+    | Annotated[ImageUrlPart, Tag("=image_url")],
+    BY_TYPE,
+]
 
 
 def _content_as_parts(value: Any) -> Any:
@@ -62,7 +67,13 @@ class FileSearchTypeOnly(WireModel):
 
 class Attachment(WireModel):
     file_id: str
-    tools: list[tagged_union(CodeInterpreterTool, FileSearchTypeOnly)] = []  # type: ignore[valid-type]
+    tools: list[
+        Annotated[
+            Annotated[CodeInterpreterTool, Tag("=code_interpreter")]
+            | Annotated[FileSearchTypeOnly, Tag("=file_search")],
+            BY_TYPE,
+        ]
+    ] = []
 
 
 class CreateMessageRequest(WireModel):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag, field_validator
 
-from assistants_server.api.validation import rule_error, tagged_union
+from assistants_server.api.validation import BY_TYPE, rule_error
 
 
 class WireModel(BaseModel):
@@ -85,7 +85,12 @@ class CodeInterpreterTool(WireModel):
     type: Literal["code_interpreter"] = "code_interpreter"
 
 
-Tool = tagged_union(CodeInterpreterTool, FileSearchTool, FunctionTool)
+Tool = Annotated[
+    Annotated[CodeInterpreterTool, Tag("=code_interpreter")]
+    | Annotated[FileSearchTool, Tag("=file_search")]
+    | Annotated[FunctionTool, Tag("=function")],
+    BY_TYPE,
+]
 
 
 def dump_tools(tools: list[Any]) -> list[dict[str, Any]]:
@@ -112,6 +117,17 @@ class VectorStoreSpec(WireModel):
 class FileSearchResources(WireModel):
     vector_store_ids: Annotated[list[str], Field(max_length=1)] = []
     vector_stores: Annotated[list[VectorStoreSpec], Field(max_length=1)] | None = None
+
+    @field_validator("vector_stores")
+    @classmethod
+    def _no_inline_stores(cls, value: list[VectorStoreSpec] | None) -> None:
+        # Creating a store here needs the vector stores API; refuse rather than drop it silently.
+        if value is not None:
+            raise rule_error(
+                "'{param}' is not supported by this server yet: it has no vector stores API. "
+                "Leave it out, or pass existing ids in 'vector_store_ids'.",
+                code="unsupported_parameter")
+        return None
 
 
 class ToolResources(WireModel):
@@ -165,7 +181,11 @@ def _auto_as_object(value: Any) -> Any:
 
 
 ResponseFormat = Annotated[
-    tagged_union(AutoFormat, TextFormat, JsonObjectFormat, JsonSchemaFormat),
+    Annotated[AutoFormat, Tag("=auto")]
+    | Annotated[TextFormat, Tag("=text")]
+    | Annotated[JsonObjectFormat, Tag("=json_object")]
+    | Annotated[JsonSchemaFormat, Tag("=json_schema")],
+    BY_TYPE,
     BeforeValidator(_auto_as_object),
 ]
 

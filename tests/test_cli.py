@@ -1,0 +1,82 @@
+"""The `assistants-server` command as an operator runs it: --help, migrate, serve."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from assistants_server.config import Settings
+
+EXE = str(Path(sys.executable).with_name("assistants-server"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTS_")}
+    return {**env, "ASSISTANTS_DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+def test_help_explains_every_setting() -> None:
+    out = subprocess.run([EXE, "--help"], capture_output=True, text=True, check=True).stdout
+    for name, field in Settings.model_fields.items():
+        assert f"ASSISTANTS_{name.upper()}" in out
+        assert field.description and field.description.split(".")[0] in out
+    assert "serve" in out and "migrate" in out
+
+
+def test_migrate_creates_the_sqlite_database_in_the_data_dir(tmp_path: Path) -> None:
+    result = subprocess.run([EXE, "migrate"], env=_env(tmp_path), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "assistants.db").exists()
+
+
+def test_invalid_setting_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    result = subprocess.run([EXE, "migrate"], env=_env(tmp_path, ASSISTANTS_PORT="eighty"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "invalid configuration" in result.stderr and "port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_without_keys_listens_on_loopback_and_says_so(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [EXE, "serve", "--port", str(port)], env=_env(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        response = _wait_for(f"http://127.0.0.1:{port}/health")
+        assert response.json() == {"status": "ok"}
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/v1/threads", json={},
+            headers={"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer any"},
+        )
+        assert created.status_code == 200 and created.json()["object"] == "thread"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert "ASSISTANTS_API_KEYS is not set" in output
+    assert f"127.0.0.1:{port}" in output
+
+
+def _wait_for(url: str) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
