@@ -72,3 +72,13 @@ def test_cancel_style_empty_post_body_is_tolerated(live_server: LiveServer) -> N
     )
     assert response.status_code == 200
     assert response.json()["object"] == "thread"
+
+
+def test_nul_character_is_refused_on_every_database(live_server: LiveServer) -> None:
+    client = _client(live_server, "sk-good")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.threads.create(messages=[{"role": "user", "content": "a\x00b"}])
+    assert caught.value.param == "messages[0].content"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.beta.assistants.create(model="m", metadata={"k": "\x00"})
+    assert caught.value.param == "metadata.k"

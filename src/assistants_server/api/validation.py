@@ -51,11 +51,11 @@ def describe_validation_error(errors: Sequence[Any]) -> tuple[str, str | None, s
     kind: str = err["type"]
     ctx: dict[str, Any] = err.get("ctx") or {}
     value = err.get("input")
-    from_query = err.get("loc", ("",))[0] == "query"
+    from_query = (err.get("loc") or ("",))[0] == "query"
     if from_query and isinstance(value, str) and value.lstrip("-").isdigit():
         value = int(value)
     if kind == "openai":
-        param += ctx.get("suffix") or ""
+        param = (param + (ctx.get("suffix") or "")).lstrip(".")
         return ctx["message"].replace("{param}", param), param or None, ctx.get("code")
     if kind == "json_invalid":
         return (
@@ -154,6 +154,25 @@ def _null_is_empty(value: object) -> object:
 Metadata = Annotated[
     dict[str, str], BeforeValidator(_null_is_empty), AfterValidator(_check_metadata)
 ]
+
+
+def find_nul(value: Any, path: str = "") -> str | None:
+    """The path (`.a[0].b`) of the first string or key in `value` holding a NUL, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return path
+            found = find_nul(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_nul(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _type_tag(value: Any) -> str | None:
