@@ -110,6 +110,9 @@ def describe_validation_error(errors: Sequence[Any]) -> tuple[str, str | None, s
         return (f"Invalid '{param}': {number} {where} value. Expected a value {op} {bound}, "
                 f"but got {value} instead.", param,
                 f"{number}_{'above_max' if above else 'below_min'}_value")
+    if not param and kind.endswith("_type"):
+        return ("The request body must be a JSON object, sent with Content-Type: "
+                "application/json.", None, "invalid_type")
     if kind.endswith("_type") or kind.endswith("_parsing") or kind == "model_attributes_type":
         expected = kind.removesuffix("_type").removesuffix("_parsing")
         expected = {"model_attributes": "dict", "model": "dict", "dict": "dict"}.get(
