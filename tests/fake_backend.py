@@ -1,27 +1,101 @@
 """A fake OpenAI-compatible backend on a loopback socket, for tests that need the model server.
 
-It serves `GET /v1/models` today; later capabilities add chat completions to it.
+`GET /v1/models` lists the given models. `POST /v1/chat/completions` plays the next entry of
+`app.state.script` (or answers "Hello!"): a streamed text answer, streamed tool calls, an HTTP
+error with headers, a garbled or truncated stream, or a reply that hangs before
+or after its text. Every request body is
+kept in `app.state.bodies` so tests can check what the server sent.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 
-def create_fake_backend(models: list[str], api_key: str | None = None) -> FastAPI:
+@dataclass
+class Reply:
+    text: str = ""
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    garbled: bool = False
+    truncated: bool = False
+    hang_seconds: float = 0.0
+    stall_seconds: float = 0.0
+    chunk_chars: int = 4
+    usage: tuple[int, int] = (10, 5)
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    payload = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+               "model": "fake", "choices": [{"index": 0, "delta": delta,
+                                             "finish_reason": finish}]}
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+async def _stream(reply: Reply) -> AsyncIterator[str]:
+    yield _chunk({"role": "assistant", "content": ""})
+    if reply.hang_seconds:
+        await asyncio.sleep(reply.hang_seconds)
+    if reply.garbled:
+        yield "data: {this is not json\n\n"
+        return
+    for start in range(0, len(reply.text), reply.chunk_chars):
+        yield _chunk({"content": reply.text[start:start + reply.chunk_chars]})
+    if reply.stall_seconds:
+        await asyncio.sleep(reply.stall_seconds)
+    for index, call in enumerate(reply.tool_calls):
+        yield _chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                      "function": {"name": call["name"], "arguments": ""}}]})
+        arguments = call["arguments"]
+        for start in range(0, len(arguments), 5):
+            yield _chunk({"tool_calls": [{"index": index, "function": {
+                "arguments": arguments[start:start + 5]}}]})
+    if reply.truncated:
+        return
+    yield _chunk({}, "tool_calls" if reply.tool_calls else "stop")
+    usage = {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1],
+             "total_tokens": sum(reply.usage)}
+    yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def create_fake_backend(models: list[str] | None = None, api_key: str | None = None) -> FastAPI:
     app = FastAPI()
     app.state.requests = []
+    app.state.bodies = []
+    app.state.script = []
 
-    @app.get("/v1/models")
-    async def list_models(request: Request) -> Any:
+    def refused(request: Request) -> JSONResponse | None:
         app.state.requests.append(dict(request.headers))
         if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        return None
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> Any:
+        if (refusal := refused(request)) is not None:
+            return refusal
         return {"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
-            for m in models]}
+            for m in models or []]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        app.state.bodies.append(await request.json())
+        reply: Reply = app.state.script.pop(0) if app.state.script else Reply(text="Hello!")
+        if reply.status != 200:
+            return JSONResponse({"error": {"message": f"fake failure {reply.status}"}},
+                                status_code=reply.status, headers=reply.headers)
+        return StreamingResponse(_stream(reply), media_type="text/event-stream")
 
     return app
