@@ -13,10 +13,14 @@ from fastapi import FastAPI
 from assistants_server.api.errors import install_error_handlers
 from assistants_server.api.middleware import GateMiddleware
 from assistants_server.assistants.router import router as assistants_router
+from assistants_server.backends.chat import ChatBackend, NoBackend
+from assistants_server.backends.openai_compat import OpenAICompatibleBackend
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
+from assistants_server.engine.executor import Executor
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
+from assistants_server.runs.router import router as runs_router
 from assistants_server.threads.router import router as threads_router
 
 log = logging.getLogger("assistants_server")
@@ -33,9 +37,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.started_at = int(time.time())
         async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds) as http:
             app.state.http = http
+            executor = None
+            if settings.executor_enabled:
+                backend: ChatBackend = NoBackend()
+                if settings.backend_base_url:
+                    backend = OpenAICompatibleBackend(
+                        http, settings.backend_base_url, settings.backend_api_key)
+                executor = Executor(
+                    app.state.sessionmaker, backend,
+                    concurrency=settings.executor_concurrency,
+                    lease_seconds=settings.lease_seconds,
+                    context_window=settings.context_window_tokens)
+                await executor.start()
+            app.state.executor = executor
             try:
                 yield
             finally:
+                if executor is not None:
+                    await executor.stop()
                 await engine.dispose()
 
     app = FastAPI(
@@ -46,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (assistants_router, threads_router, messages_router, models_router):
+    # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.
+    routers = (runs_router, assistants_router, threads_router, messages_router, models_router)
+    for router in routers:
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

@@ -81,6 +81,23 @@ class Settings(BaseSettings):
             "as the hosted service did."
         ),
     )
+    executor_enabled: bool = Field(
+        True, description="Drive runs in this process (turn off for API-only processes)."
+    )
+    executor_concurrency: int = Field(64, ge=1, description="Runs driven at once per process.")
+    lease_seconds: float = Field(
+        30.0, gt=0,
+        description="How long a process's claim on a run lasts without renewal; a run whose "
+        "process died is failed this long after.",
+    )
+    context_window_tokens: int = Field(
+        128_000, ge=256,
+        description="The model's context window, in tokens; 'auto' truncation fits the thread "
+        "into it.",
+    )
+    poll_after_ms: int = Field(
+        200, ge=0, description="openai-poll-after-ms sent with runs: how often SDK pollers ask."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     @field_validator("models", "api_keys", mode="before")

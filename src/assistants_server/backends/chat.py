@@ -91,3 +91,15 @@ class ChatBackend(Protocol):
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         """Stream one completion; raises BackendError when the backend fails."""
         ...
+
+
+class NoBackend:
+    """Stands in when ASSISTANTS_BACKEND_BASE_URL is unset: every run fails saying so."""
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        raise BackendError(
+            "server_error",
+            "No model backend is configured: set ASSISTANTS_BACKEND_BASE_URL to an "
+            "OpenAI-compatible Chat Completions endpoint.",
+        )
+        yield  # pragma: no cover - makes this an async generator

@@ -74,3 +74,66 @@ class MessageRow(ListedRow):
     assistant_id: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(64))
     attachments: Mapped[list[Any]] = mapped_column(Json, default=list)
+
+
+class RunRow(ListedRow):
+    """A run, with the configuration it snapshotted at creation and its executor lease.
+
+    `active_thread_id` equals `thread_id` while the run is active and is NULL once terminal;
+    a unique index on it makes "one active run per thread" hold under any concurrency.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_thread_order", "thread_id", "created_at", "pk"),
+        Index("ix_runs_claim", "status", "lease_expires_at"),
+    )
+
+    thread_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("threads.id", ondelete="CASCADE")
+    )
+    active_thread_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    assistant_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    required_action: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    incomplete_details: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
+    failed_at: Mapped[int | None] = mapped_column(BigInteger)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(256))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    tools: Mapped[list[Any]] = mapped_column(Json, default=list)
+    tool_resources: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    top_p: Mapped[float | None] = mapped_column(Float)
+    max_prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    max_completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    truncation_strategy: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    response_format: Mapped[Any] = mapped_column(Json, default="auto")
+    tool_choice: Mapped[Any] = mapped_column(Json, default="auto")
+    parallel_tool_calls: Mapped[bool] = mapped_column(default=True)
+    reasoning_effort: Mapped[str | None] = mapped_column(String(16))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+
+
+class RunStepRow(ListedRow):
+    __tablename__ = "run_steps"
+    __table_args__ = (Index("ix_run_steps_run_order", "run_id", "created_at", "pk"),)
+
+    run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))
+    thread_id: Mapped[str] = mapped_column(String(64))
+    assistant_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    step_details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
+    expired_at: Mapped[int | None] = mapped_column(BigInteger)
+    failed_at: Mapped[int | None] = mapped_column(BigInteger)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(Json)

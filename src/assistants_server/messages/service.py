@@ -7,9 +7,9 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.errors import not_found
+from assistants_server.api.errors import InvalidRequestError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
-from assistants_server.db.models import MessageRow
+from assistants_server.db.models import MessageRow, RunRow
 from assistants_server.ids import check_id, new_id
 from assistants_server.messages.schemas import (
     CreateMessageRequest,
@@ -47,6 +47,10 @@ async def create_message(
     session: AsyncSession, thread_id: str, body: CreateMessageRequest
 ) -> MessageRow:
     await get_thread(session, thread_id)
+    active = await session.scalar(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
+    if active is not None:
+        raise InvalidRequestError(
+            f"Can't add messages to {thread_id} while a run {active} is active.")
     (row,) = await add_messages(session, thread_id, [body])
     return row
 

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import not_found
-from assistants_server.db.models import MessageRow, ThreadRow
+from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.ids import check_id, new_id
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest
 from assistants_server.tools.definitions import dump_tool_resources
@@ -48,8 +48,11 @@ async def modify_thread(
 
 
 async def delete_thread(session: AsyncSession, thread_id: str) -> None:
-    """Deletes the thread and everything in it."""
+    """Deletes the thread and everything in it: messages, runs and their steps."""
     row = await get_thread(session, thread_id)
+    run_ids = select(RunRow.id).where(RunRow.thread_id == thread_id)
+    await session.execute(delete(RunStepRow).where(RunStepRow.run_id.in_(run_ids)))
+    await session.execute(delete(RunRow).where(RunRow.thread_id == thread_id))
     await session.execute(delete(MessageRow).where(MessageRow.thread_id == thread_id))
     await session.delete(row)
     await session.flush()

@@ -1,0 +1,1 @@
+"""The machinery that performs runs: context building, the runner, the executor."""

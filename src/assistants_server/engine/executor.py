@@ -1,0 +1,171 @@
+"""The executor: claims queued runs from the database and drives them, with leases.
+
+A claim is a compare-and-set on the run row (status queued, lease free or expired), so two
+processes can never drive the same run, on SQLite or PostgreSQL alike. While a run is driven
+its lease is renewed; a run whose lease ran out while in progress belonged to a process that
+died, and the sweeper fails it with `server_error` (never left in progress). The sweeper also
+expires runs past `expires_at` and hands `cancelling` runs of this process to their tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from contextlib import suppress
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistants_server.backends.chat import ChatBackend
+from assistants_server.db.models import RunRow
+from assistants_server.engine.runner import drive_run
+from assistants_server.runs.lifecycle import end_run
+
+log = logging.getLogger(__name__)
+
+DIED = {"code": "server_error",
+        "message": "The server process running this run stopped before it finished. "
+                   "Create a new run to try again."}
+
+
+class Executor:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        backend: ChatBackend,
+        *,
+        concurrency: int = 64,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        context_window: int = 128_000,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.backend = backend
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.context_window = context_window
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._wakeup = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def notify(self) -> None:
+        """Something changed (a run was queued or cancelled): look now, not at the next poll."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="executor")
+
+    async def stop(self) -> None:
+        # Let the loop finish its round rather than cancelling it inside a database call.
+        self._stopping = True
+        self._wakeup.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        last_sweep = 0.0
+        while not self._stopping:
+            try:
+                if time.monotonic() - last_sweep >= self.lease_seconds / 3:
+                    await self.sweep()
+                    last_sweep = time.monotonic()
+                await self._cancel_requested()
+                await self.claim()
+            except Exception:  # keep serving; the next round retries
+                log.exception("executor round failed")
+            if self._stopping:
+                return
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+            self._wakeup.clear()
+
+    async def claim(self) -> list[str]:
+        """Claim and start as many queued runs as there is room for."""
+        free = self.concurrency - len(self.tasks)
+        if free <= 0:
+            return []
+        now = time.time()
+        claimable = and_(RunRow.status == "queued", or_(
+            RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now))
+        claimed: list[str] = []
+        async with self.sessionmaker() as session:
+            ids = list(await session.scalars(select(RunRow.id).where(claimable).order_by(
+                RunRow.created_at, RunRow.pk).limit(free)))
+            for run_id in ids:
+                result = await session.execute(
+                    update(RunRow).where(RunRow.id == run_id, claimable).values(
+                        lease_owner=self.owner, lease_expires_at=now + self.lease_seconds))
+                await session.commit()
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(run_id)
+        for run_id in claimed:
+            self.tasks[run_id] = asyncio.create_task(self._drive(run_id), name=run_id)
+        return claimed
+
+    async def _drive(self, run_id: str) -> None:
+        try:
+            await drive_run(self.sessionmaker, self.backend, run_id, self.context_window)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("run %s failed unexpectedly", run_id)
+            await self._fail(run_id)
+        finally:
+            self.tasks.pop(run_id, None)
+            self._wakeup.set()
+
+    async def _fail(self, run_id: str) -> None:
+        async with self.sessionmaker() as session:
+            run = await session.scalar(select(RunRow).where(RunRow.id == run_id))
+            if run is not None and run.status in ("queued", "in_progress", "cancelling"):
+                await end_run(session, run, "failed", int(time.time()), last_error={
+                    "code": "server_error",
+                    "message": "The server had an error while processing this run."})
+                await session.commit()
+
+    async def _cancel_requested(self) -> None:
+        if not self.tasks:
+            return
+        async with self.sessionmaker() as session:
+            ids = await session.scalars(select(RunRow.id).where(
+                RunRow.status == "cancelling", RunRow.lease_owner == self.owner))
+            for run_id in ids:
+                if (task := self.tasks.get(run_id)) is not None:
+                    task.cancel()
+
+    async def sweep(self) -> None:
+        """Renew this process's leases, expire overdue runs, fail runs of dead processes."""
+        now = time.time()
+        async with self.sessionmaker() as session:
+            if self.tasks:
+                await session.execute(update(RunRow).where(
+                    RunRow.lease_owner == self.owner, RunRow.id.in_(list(self.tasks))).values(
+                    lease_expires_at=now + self.lease_seconds))
+            overdue = await session.scalars(select(RunRow).where(
+                RunRow.status.in_(("queued", "requires_action")), RunRow.expires_at < now,
+                or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now)))
+            for run in overdue:
+                await end_run(session, run, "expired", int(now))
+            orphans = await session.scalars(select(RunRow).where(
+                RunRow.status.in_(("in_progress", "cancelling")), RunRow.lease_expires_at < now))
+            for run in orphans:
+                if run.id in self.tasks:
+                    continue
+                log.warning("run %s lost its process (lease owner %s)", run.id, run.lease_owner)
+                if run.status == "cancelling":
+                    await end_run(session, run, "cancelled", int(now))
+                else:
+                    await end_run(session, run, "failed", int(now), last_error=DIED)
+            await session.commit()
+

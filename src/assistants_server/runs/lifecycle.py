@@ -1,0 +1,59 @@
+"""Ending a run consistently: its open message, its open steps and its own status together.
+
+Used by the API (cancel), the runner (complete, fail, incomplete, cancelled) and the sweeper
+(expired, or failed when the process driving it died), so a run never ends half-way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants_server.db.models import MessageRow, RunRow, RunStepRow
+from assistants_server.runs.states import RunStatus, StepStatus, transition_run, transition_step
+
+_MESSAGE_REASON = {"cancelled": "run_cancelled", "failed": "run_failed",
+                   "expired": "run_expired", "incomplete": "max_tokens"}
+_STEP_END: dict[str, StepStatus] = {"cancelled": "cancelled", "failed": "failed",
+                                    "expired": "expired", "incomplete": "completed",
+                                    "completed": "completed"}
+
+
+async def end_run(
+    session: AsyncSession,
+    run: RunRow,
+    status: RunStatus,
+    now: int,
+    *,
+    last_error: dict[str, Any] | None = None,
+    incomplete_reason: str | None = None,
+) -> list[str]:
+    """Close the run's open message and steps, then move the run to `status`. Returns the
+    events, in the order a stream would carry them."""
+    events: list[str] = []
+    reason = _MESSAGE_REASON.get(status)
+    messages = await session.scalars(select(MessageRow).where(
+        MessageRow.run_id == run.id, MessageRow.status == "in_progress"))
+    for message in messages:
+        if status == "completed":
+            message.status, message.completed_at = "completed", now
+            events.append("thread.message.completed")
+        else:
+            message.status, message.incomplete_at = "incomplete", now
+            message.incomplete_details = {"reason": reason}
+            events.append("thread.message.incomplete")
+    steps = await session.scalars(select(RunStepRow).where(
+        RunStepRow.run_id == run.id, RunStepRow.status == "in_progress"))
+    for step in steps:
+        if status == "failed" and last_error is not None:
+            step.last_error = last_error
+        events.append(transition_step(step, _STEP_END[status], now))
+    if last_error is not None:
+        run.last_error = last_error
+    if incomplete_reason is not None:
+        run.incomplete_details = {"reason": incomplete_reason}
+    events.append(transition_run(run, status, now))
+    await session.flush()
+    return events

@@ -1,0 +1,208 @@
+"""Rules and queries for runs and run steps. Functions flush; the request commits, and the
+router wakes the executor once the commit is done."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants_server.api.errors import InvalidRequestError, not_found
+from assistants_server.api.pagination import ListQuery, fetch_page
+from assistants_server.assistants.service import check_model, get_assistant
+from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
+from assistants_server.ids import check_id, new_id
+from assistants_server.messages.service import add_messages
+from assistants_server.runs.lifecycle import end_run
+from assistants_server.runs.schemas import (
+    CreateRunRequest,
+    ModifyRunRequest,
+    RunOptions,
+    SubmitToolOutputsRequest,
+)
+from assistants_server.runs.states import (
+    RUN_LIFETIME_SECONDS,
+    TransitionError,
+    transition_run,
+    transition_step,
+)
+from assistants_server.threads.service import get_thread
+from assistants_server.tools.definitions import dump_response_format, dump_tools
+
+
+async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
+    return await session.scalar(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
+
+
+async def create_run(
+    session: AsyncSession, thread_id: str, body: CreateRunRequest, accepted: Sequence[str]
+) -> RunRow:
+    thread = await get_thread(session, thread_id)
+    assistant = await get_assistant(session, body.assistant_id)
+    if (active := await active_run_id(session, thread_id)) is not None:
+        raise _already_active(thread_id, active)
+    if body.additional_messages:
+        await add_messages(session, thread_id, body.additional_messages)
+    instructions = body.instructions if body.instructions is not None else (
+        assistant.instructions or "")
+    if body.additional_instructions:
+        instructions = f"{instructions}\n\n{body.additional_instructions}".lstrip("\n")
+    return await insert_run(session, thread, assistant, body, instructions, accepted,
+                            reasoning_effort=body.reasoning_effort)
+
+
+async def insert_run(
+    session: AsyncSession,
+    thread: ThreadRow,
+    assistant: AssistantRow,
+    body: RunOptions,
+    instructions: str,
+    accepted: Sequence[str],
+    reasoning_effort: str | None = None,
+) -> RunRow:
+    """A queued run snapshotting the assistant's configuration under the request's overrides.
+    The unique index on `active_thread_id` refuses a second active run, however they race."""
+    model = body.model or assistant.model
+    check_model(model, accepted)
+    now = int(time.time())
+    sent = body.model_fields_set
+    run = RunRow(
+        id=new_id("run_"), created_at=now, thread_id=thread.id, active_thread_id=thread.id,
+        assistant_id=assistant.id, status="queued", expires_at=now + RUN_LIFETIME_SECONDS,
+        model=model, instructions=instructions,
+        tools=dump_tools(body.tools) if body.tools is not None else assistant.tools,
+        tool_resources=assistant.tool_resources, metadata_=body.metadata,
+        temperature=body.temperature if "temperature" in sent else assistant.temperature,
+        top_p=body.top_p if "top_p" in sent else assistant.top_p,
+        max_prompt_tokens=body.max_prompt_tokens,
+        max_completion_tokens=body.max_completion_tokens,
+        truncation_strategy=(body.truncation_strategy.model_dump() if body.truncation_strategy
+                             else {"type": "auto", "last_messages": None}),
+        response_format=(dump_response_format(body.response_format)
+                         if body.response_format is not None else assistant.response_format),
+        tool_choice=_dump_tool_choice(body.tool_choice),
+        parallel_tool_calls=body.parallel_tool_calls,
+        reasoning_effort=reasoning_effort or assistant.reasoning_effort,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(run)
+            await session.flush()
+    except IntegrityError:
+        active = await active_run_id(session, thread.id)
+        raise _already_active(thread.id, active or "(just finished)") from None
+    return run
+
+
+def _dump_tool_choice(choice: object) -> object:
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str):
+        return choice
+    return choice.model_dump()  # type: ignore[attr-defined]
+
+
+def _already_active(thread_id: str, run_id: str) -> InvalidRequestError:
+    return InvalidRequestError(f"Thread {thread_id} already has an active run {run_id}.")
+
+
+async def get_run(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
+    check_id(thread_id, "thread_", "thread_id")
+    check_id(run_id, "run_", "run_id")
+    run = await session.scalar(
+        select(RunRow).where(RunRow.id == run_id, RunRow.thread_id == thread_id))
+    if run is None:
+        raise not_found("run", run_id)
+    return run
+
+
+async def list_runs(
+    session: AsyncSession, thread_id: str, query: ListQuery
+) -> tuple[list[RunRow], bool]:
+    await get_thread(session, thread_id)
+    return await fetch_page(session, RunRow, query, RunRow.thread_id == thread_id)
+
+
+async def modify_run(
+    session: AsyncSession, thread_id: str, run_id: str, body: ModifyRunRequest
+) -> RunRow:
+    run = await get_run(session, thread_id, run_id)
+    if "metadata" in body.model_fields_set:
+        run.metadata_ = body.metadata or {}
+    await session.flush()
+    return run
+
+
+async def cancel_run(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
+    """Queued and waiting runs are cancelled at once; a run being worked on goes to
+    `cancelling` and its worker finishes the cancellation."""
+    run = await get_run(session, thread_id, run_id)
+    if run.status not in ("queued", "in_progress", "requires_action"):
+        raise InvalidRequestError(f"Cannot cancel run with status '{run.status}'.")
+    now = int(time.time())
+    if run.status == "in_progress":
+        transition_run(run, "cancelling", now)
+    else:
+        await end_run(session, run, "cancelled", now)
+    await session.flush()
+    return run
+
+
+async def submit_tool_outputs(
+    session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
+) -> RunRow:
+    run = await get_run(session, thread_id, run_id)
+    if run.status != "requires_action" or run.required_action is None:
+        raise InvalidRequestError(f'Runs in status "{run.status}" do not accept tool outputs.')
+    calls = run.required_action["submit_tool_outputs"]["tool_calls"]
+    expected = [call["id"] for call in calls]
+    given = {output.tool_call_id: output.output for output in body.tool_outputs}
+    unknown = [call_id for call_id in given if call_id not in expected]
+    missing = [call_id for call_id in expected if call_id not in given]
+    if unknown:
+        raise InvalidRequestError(
+            f"Invalid 'tool_outputs': no tool call with id '{unknown[0]}' is waiting for an "
+            f"output in this run (waiting: {', '.join(expected)}).", param="tool_outputs")
+    if missing:
+        raise InvalidRequestError(
+            f"Expected tool outputs for call_ids {expected}, got {list(given)}. Missing: "
+            f"{', '.join(missing)}. Submit every output in one request.", param="tool_outputs")
+    step = await session.scalar(
+        select(RunStepRow).where(RunStepRow.run_id == run.id, RunStepRow.type == "tool_calls",
+                                 RunStepRow.status == "in_progress"))
+    now = int(time.time())
+    if step is not None:
+        step.step_details = {**step.step_details, "tool_calls": [
+            {**call, "function": {**call["function"], "output": given.get(call["id"])}}
+            if call.get("type") == "function" else call
+            for call in step.step_details["tool_calls"]]}
+        transition_step(step, "completed", now)
+    try:
+        transition_run(run, "queued", now)
+    except TransitionError as exc:  # pragma: no cover - guarded by the status check above
+        raise InvalidRequestError(str(exc)) from exc
+    await session.flush()
+    return run
+
+
+async def list_steps(
+    session: AsyncSession, thread_id: str, run_id: str, query: ListQuery
+) -> tuple[RunRow, list[RunStepRow], bool]:
+    run = await get_run(session, thread_id, run_id)
+    rows, has_more = await fetch_page(session, RunStepRow, query, RunStepRow.run_id == run_id)
+    return run, rows, has_more
+
+
+async def get_step(
+    session: AsyncSession, thread_id: str, run_id: str, step_id: str
+) -> tuple[RunRow, RunStepRow]:
+    run = await get_run(session, thread_id, run_id)
+    check_id(step_id, "step_", "step_id")
+    step = await session.scalar(
+        select(RunStepRow).where(RunStepRow.id == step_id, RunStepRow.run_id == run_id))
+    if step is None:
+        raise not_found("run step", step_id)
+    return run, step

@@ -1,0 +1,74 @@
+"""The one state machine of runs and run steps.
+
+Every status change goes through `transition_run` or `transition_step`: they check the table,
+stamp the timestamp the new status implies, keep the active-run guard and `expires_at` in
+step, and return the name of the event to publish. Nothing else assigns a status.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from assistants_server.db.models import RunRow, RunStepRow
+
+RunStatus = Literal["queued", "in_progress", "requires_action", "cancelling", "cancelled",
+                    "failed", "completed", "incomplete", "expired"]
+StepStatus = Literal["in_progress", "cancelled", "failed", "completed", "expired"]
+
+ACTIVE: frozenset[str] = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
+TERMINAL: frozenset[str] = frozenset({"cancelled", "failed", "completed", "incomplete",
+                                      "expired"})
+# Every run lives at most this long before it expires, as on the hosted service.
+RUN_LIFETIME_SECONDS = 600
+
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"in_progress", "cancelling", "cancelled", "failed", "expired"}),
+    "in_progress": frozenset({"requires_action", "completed", "incomplete", "failed",
+                              "cancelling", "expired"}),
+    "requires_action": frozenset({"queued", "cancelling", "failed", "expired"}),
+    "cancelling": frozenset({"cancelled", "failed", "expired"}),
+}
+STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    "in_progress": frozenset({"completed", "failed", "cancelled", "expired"}),
+}
+_RUN_STAMPS = {"cancelled": "cancelled_at", "failed": "failed_at", "completed": "completed_at",
+               "incomplete": "completed_at"}
+_STEP_STAMPS = {"cancelled": "cancelled_at", "failed": "failed_at", "completed": "completed_at",
+                "expired": "expired_at"}
+
+
+class TransitionError(Exception):
+    """A status change the table does not allow; callers turn it into the service's 400."""
+
+    def __init__(self, kind: str, current: str, target: str) -> None:
+        super().__init__(f"a {kind} cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+def transition_run(run: RunRow, target: RunStatus, now: int) -> str:
+    """Move `run` to `target`; returns the event name (`thread.run.<status>`)."""
+    if target not in RUN_TRANSITIONS.get(run.status, frozenset()):
+        raise TransitionError("run", run.status, target)
+    run.status = target
+    if target == "in_progress" and run.started_at is None:
+        run.started_at = now
+    if target != "requires_action":
+        run.required_action = None
+    if stamp := _RUN_STAMPS.get(target):
+        setattr(run, stamp, now)
+    if target in TERMINAL:
+        run.active_thread_id = None
+        run.expires_at = None
+        run.lease_owner = None
+        run.lease_expires_at = None
+    return f"thread.run.{target}"
+
+
+def transition_step(step: RunStepRow, target: StepStatus, now: int) -> str:
+    """Move `step` to `target`; returns the event name (`thread.run.step.<status>`)."""
+    if target not in STEP_TRANSITIONS.get(step.status, frozenset()):
+        raise TransitionError("run step", step.status, target)
+    step.status = target
+    setattr(step, _STEP_STAMPS[target], now)
+    return f"thread.run.step.{target}"
