@@ -1,1 +1,0 @@
-"""HTTP plumbing shared by every resource: errors, middleware, list pages, request fields."""

@@ -1,1 +1,0 @@
-"""Assistants: create, list, retrieve, modify, delete."""

@@ -1,1 +1,0 @@
-"""Clients of the OpenAI-compatible endpoints the server relies on (chat completions, models)."""

@@ -1,1 +1,0 @@
-"""Persistence: the ORM models, the engine and session factory, and migrations."""

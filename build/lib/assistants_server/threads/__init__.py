@@ -1,1 +1,0 @@
-"""Threads: create (with initial messages), retrieve, modify, delete."""

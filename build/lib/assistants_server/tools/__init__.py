@@ -1,1 +1,0 @@
-"""Tools an assistant can use: their wire definitions and (later) their executors."""
