@@ -31,6 +31,7 @@ class Reply:
     stall_seconds: float = 0.0
     chunk_chars: int = 4
     usage: tuple[int, int] = (10, 5)
+    finish: str | None = None
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -60,7 +61,7 @@ async def _stream(reply: Reply) -> AsyncIterator[str]:
                 "arguments": arguments[start:start + 5]}}]})
     if reply.truncated:
         return
-    yield _chunk({}, "tool_calls" if reply.tool_calls else "stop")
+    yield _chunk({}, reply.finish or ("tool_calls" if reply.tool_calls else "stop"))
     usage = {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1],
              "total_tokens": sum(reply.usage)}
     yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"

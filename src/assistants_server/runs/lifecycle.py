@@ -34,6 +34,7 @@ async def end_run(
     events, in the order a stream would carry them."""
     events: list[str] = []
     reason = _MESSAGE_REASON.get(status)
+    await session.flush()  # rows added in this unit of work must be visible to the queries
     messages = await session.scalars(select(MessageRow).where(
         MessageRow.run_id == run.id, MessageRow.status == "in_progress"))
     for message in messages:

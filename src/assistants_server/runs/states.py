@@ -25,7 +25,7 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"in_progress", "cancelling", "cancelled", "failed", "expired"}),
     "in_progress": frozenset({"requires_action", "completed", "incomplete", "failed",
                               "cancelling", "expired"}),
-    "requires_action": frozenset({"queued", "cancelling", "failed", "expired"}),
+    "requires_action": frozenset({"queued", "cancelling", "cancelled", "failed", "expired"}),
     "cancelling": frozenset({"cancelled", "failed", "expired"}),
 }
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
