@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("reasoning_effort", sa.String(16)),
         sa.Column("lease_owner", sa.String(64)),
         sa.Column("lease_expires_at", sa.Float()),
+        sa.Column("version", sa.Integer(), nullable=False),
     )
     op.create_index("ix_runs_thread_order", "runs", ["thread_id", "created_at", "pk"])
     op.create_index("ix_runs_claim", "runs", ["status", "lease_expires_at"])

@@ -37,7 +37,7 @@ async def _plan(settings: Settings, query: ListQuery) -> str:
         await _seed(session)
         await fetch_page(session, MessageRow, query, MessageRow.thread_id == "thread_a")
     await engine.dispose()
-    return captured[0]
+    return "\n---\n".join(captured)
 
 
 async def _seed(session: AsyncSession) -> None:
@@ -51,9 +51,10 @@ async def _seed(session: AsyncSession) -> None:
     await session.flush()
 
 
-def _assert_index_walk(plan: str) -> None:
-    assert "ix_messages_thread_order" in plan, plan
-    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+def _assert_index_walk(plans: str) -> None:
+    for plan in plans.split("\n---\n"):
+        assert "ix_messages_thread_order" in plan, plan
+        assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
 
 
 async def test_first_page_walks_the_thread_index_without_sorting(settings: Settings) -> None:
@@ -68,3 +69,28 @@ async def test_after_cursor_page_walks_the_index_without_sorting(settings: Setti
 async def test_before_cursor_page_in_ascending_order_walks_the_index(settings: Settings) -> None:
     query = ListQuery(limit=5, order="asc", before=f"msg_{20:024d}")
     _assert_index_walk(await _plan(settings, query))
+
+
+async def test_cursor_pages_match_the_ordered_list_with_ties_across_seconds(
+    settings: Settings,
+) -> None:
+    engine = create_engine(settings)
+    async with create_sessionmaker(engine)() as session:
+        await _seed(session)  # 30 messages, 10 per second over three seconds
+        await session.commit()
+        scope = MessageRow.thread_id == "thread_a"
+        ids = [f"msg_{i:024d}" for i in range(30)]
+        for order, expected in (("asc", ids), ("desc", ids[::-1])):
+            for cursor in (0, 9, 10, 15, 29):
+                after, more = await fetch_page(session, MessageRow, ListQuery(
+                    limit=7, order=order, after=expected[cursor]), scope)
+                assert [r.id for r in after] == expected[cursor + 1:cursor + 8]
+                assert more == (cursor + 8 < 30)
+                before, more = await fetch_page(session, MessageRow, ListQuery(
+                    limit=7, order=order, before=expected[cursor]), scope)
+                assert [r.id for r in before] == expected[max(0, cursor - 7):cursor]
+                assert more == (cursor - 7 > 0)
+            between, more = await fetch_page(session, MessageRow, ListQuery(
+                limit=100, order=order, after=expected[3], before=expected[25]), scope)
+            assert [r.id for r in between] == expected[4:25] and more is False
+    await engine.dispose()

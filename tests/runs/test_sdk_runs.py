@@ -93,3 +93,50 @@ def test_backend_failure_fails_the_run_with_what_the_backend_said(
     assert run.last_error.code == "invalid_prompt"
     assert "fake failure 400" in run.last_error.message
     assert run.failed_at is not None
+
+
+def test_runs_list_update_steps_retrieve_and_additional_messages(
+    sdk: Any, script: list[Any], sent: list[dict[str, Any]]
+) -> None:
+    script.extend([Reply(text="one"), Reply(text="two")])
+    assistant = sdk.beta.assistants.create(model="fake-model")
+    thread = sdk.beta.threads.create()
+    first = sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50,
+        additional_messages=[{"role": "user", "content": "added"}], metadata={"try": "1"})
+    second = sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50,
+        instructions="Override.", temperature=0.1)
+    assert [r.id for r in sdk.beta.threads.runs.list(thread.id)] == [second.id, first.id]
+    assert first.metadata == {"try": "1"}
+    assert (second.instructions, second.temperature) == ("Override.", 0.1)
+    assert sent[0]["messages"] == [{"role": "user", "content": "added"}]
+    assert sent[1]["messages"][0] == {"role": "system", "content": "Override."}
+    assert sent[1]["messages"][1:] == [{"role": "user", "content": "added"},
+                                       {"role": "assistant", "content": "one"}]
+    updated = sdk.beta.threads.runs.update(run_id=first.id, thread_id=thread.id,
+                                           metadata={"try": "2"})
+    assert updated.metadata == {"try": "2"}
+    step = next(iter(sdk.beta.threads.runs.steps.list(run_id=first.id, thread_id=thread.id)))
+    again = sdk.beta.threads.runs.steps.retrieve(step_id=step.id, run_id=first.id,
+                                                 thread_id=thread.id)
+    assert again.id == step.id and again.status == "completed" and again.usage.total_tokens
+
+
+def test_cancel_through_the_sdk_and_a_terminal_run_refuses(sdk: Any, script: list[Any]) -> None:
+    import openai
+    import pytest
+
+    from tests.contract.sdk_errors import server_message
+
+    script.append(Reply(text="slow", hang_seconds=3))
+    assistant = sdk.beta.assistants.create(model="fake-model")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = sdk.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    cancelled = sdk.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
+    assert cancelled.status in ("cancelling", "cancelled")
+    final = sdk.beta.threads.runs.poll(run.id, thread.id, poll_interval_ms=50)
+    assert final.status == "cancelled"
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
+    assert server_message(caught.value) == "Cannot cancel run with status 'cancelled'."

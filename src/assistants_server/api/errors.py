@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistants_server.api.validation import describe_validation_error
@@ -67,6 +68,7 @@ def not_found(kind: str, object_id: str) -> NotFoundError:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(StaleDataError, _concurrent_change)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -76,6 +78,13 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
     headers = {"x-should-retry": "false"} if exc.status_code >= 500 else None
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+async def _concurrent_change(_request: Request, _exc: Exception) -> JSONResponse:
+    # A transient race (the executor moved the run meanwhile): 409 is what the SDK retries.
+    body = error_body("The object changed while this request was updating it. Retry the "
+                      "request.", "invalid_request_error", code="concurrent_modification")
+    return JSONResponse(body, status_code=409)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -2,7 +2,7 @@
 has_more}` out.
 
 Rows are ordered by `(created_at, pk)` and a cursor is turned into that pair with one indexed
-lookup, so every page is an index range scan whose cost does not grow with the list.
+lookup, so every page is at most two index range scans whose cost does not grow with the list.
 """
 
 from __future__ import annotations
@@ -68,26 +68,49 @@ async def fetch_page(
     *scope: ColumnElement[bool],
 ) -> tuple[list[RowT], bool]:
     """One page of `row_type` rows within `scope` (e.g. one thread), and whether more follow."""
-    key = tuple_(row_type.created_at, row_type.pk)
-    descending = query.order == "desc"
-    # `before` walks towards the start of the list: fetch in reverse, then flip the page back.
+    # `before` alone walks towards the start of the list: fetch in reverse, then flip back.
     reverse = query.before is not None and query.after is None
-    stmt = select(row_type).where(*scope)
-    if query.after is not None:
-        anchor = await _cursor(session, row_type, "after", query.after, scope)
-        stmt = stmt.where(key < anchor if descending else key > anchor)
-    if query.before is not None:
-        anchor = await _cursor(session, row_type, "before", query.before, scope)
-        stmt = stmt.where(key > anchor if descending else key < anchor)
-    ascending = descending == reverse
-    columns = (row_type.created_at, row_type.pk)
-    stmt = stmt.order_by(*(c.asc() if ascending else c.desc() for c in columns))
-    rows = list((await session.scalars(stmt.limit(query.limit + 1))).all())
+    walk_desc = (query.order == "desc") != reverse
+    start_id, stop_id = (query.before, None) if reverse else (query.after, query.before)
+    conditions = list(scope)
+    if stop_id is not None:
+        stop = await _cursor(session, row_type, "before", stop_id, scope)
+        key = tuple_(row_type.created_at, row_type.pk)
+        conditions.append(key > tuple_(*stop) if walk_desc else key < tuple_(*stop))
+    wanted = query.limit + 1
+    if start_id is None:
+        rows = await _walk(session, row_type, conditions, walk_desc, wanted)
+    else:
+        param = "before" if reverse else "after"
+        created_at, pk = await _cursor(session, row_type, param, start_id, scope)
+        # Two exact index seeks instead of one row-value range: SQLite seeks a row value
+        # only on its first column and would scan every row sharing the cursor's second.
+        same_second = [row_type.created_at == created_at,
+                       row_type.pk < pk if walk_desc else row_type.pk > pk]
+        rows = await _walk(session, row_type, conditions + same_second, walk_desc, wanted)
+        if len(rows) < wanted:
+            earlier = row_type.created_at < created_at if walk_desc else (
+                row_type.created_at > created_at)
+            rows += await _walk(session, row_type, [*conditions, earlier], walk_desc,
+                                wanted - len(rows))
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     if reverse:
         rows.reverse()
     return rows, has_more
+
+
+async def _walk(
+    session: AsyncSession,
+    row_type: type[RowT],
+    conditions: Sequence[ColumnElement[bool]],
+    descending: bool,
+    limit: int,
+) -> list[RowT]:
+    columns = (row_type.created_at, row_type.pk)
+    stmt = select(row_type).where(*conditions).order_by(
+        *(c.desc() if descending else c.asc() for c in columns)).limit(limit)
+    return list((await session.scalars(stmt)).all())
 
 
 async def _cursor(
@@ -96,7 +119,7 @@ async def _cursor(
     param: str,
     object_id: str,
     scope: Sequence[ColumnElement[bool]],
-) -> Any:
+) -> tuple[int, int]:
     found = (
         await session.execute(
             select(row_type.created_at, row_type.pk).where(row_type.id == object_id, *scope)
@@ -108,4 +131,4 @@ async def _cursor(
             "returned by a previous page.",
             param=param,
         )
-    return tuple_(found[0], found[1])
+    return int(found[0]), int(found[1])

@@ -10,27 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.backends.chat import (
     BackendError,
     ChatBackend,
-    ChatRequest,
     Finish,
     TextDelta,
     ToolCallDelta,
     Usage,
 )
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
-from assistants_server.engine.context import build_context
+from assistants_server.engine.context import Context, build_context
 from assistants_server.engine.tokens import count_text
 from assistants_server.ids import new_id
 from assistants_server.runs.lifecycle import end_run
 from assistants_server.runs.states import transition_run
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,39 +65,62 @@ async def drive_run(
     run_id: str,
     context_window: int,
 ) -> None:
-    async with sessionmaker() as session:
-        run = await _load(session, run_id)
-        if run is None or run.status not in ("queued", "cancelling"):
-            return
-        now = int(time.time())
-        if run.status == "cancelling":
-            await end_run(session, run, "cancelled", now)
-            await session.commit()
-            return
-        transition_run(run, "in_progress", now)
-        completion_used = int((run.usage or {}).get("completion_tokens", 0))
-        context = await build_context(session, run, context_window, completion_used)
-        if not context.fits:
-            await end_run(session, run, "incomplete", now, incomplete_reason="max_prompt_tokens")
-            await session.commit()
-            return
-        await session.commit()
-        deadline = float(run.expires_at or now + 600)
+    begun = await _retrying(lambda: _begin(sessionmaker, run_id, context_window))
+    if begun is None:
+        return
+    context, deadline = begun
     answer = Answer()
     try:
         async with asyncio.timeout(max(0.0, deadline - time.time())):
             async for event in backend.stream_chat(context.request):
                 answer.add(event)
     except BackendError as exc:
-        await _end(sessionmaker, run_id, "failed", {"code": exc.code, "message": exc.message})
+        error = {"code": exc.code, "message": exc.message}
+        await _retrying(lambda: _end(sessionmaker, run_id, "failed", error))
         return
     except TimeoutError:
-        await _end(sessionmaker, run_id, "expired", None)
+        await _retrying(lambda: _end(sessionmaker, run_id, "expired", None))
         return
     except asyncio.CancelledError:
-        await asyncio.shield(_end(sessionmaker, run_id, "cancelled", None))
+        await asyncio.shield(_retrying(lambda: _end(sessionmaker, run_id, "cancelled", None)))
         raise
-    await _record(sessionmaker, run_id, context.request, context.prompt_tokens, answer)
+    await _retrying(lambda: _record(sessionmaker, run_id, context.prompt_tokens, answer))
+
+
+async def _retrying(phase: Callable[[], Awaitable[T]]) -> T:
+    """Run a phase again from a fresh read when the run changed under it (optimistic lock:
+    the API cancelled it, say); each phase re-checks the status it finds."""
+    for attempt in range(4):
+        try:
+            return await phase()
+        except StaleDataError:
+            if attempt == 3:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _begin(
+    sessionmaker: async_sessionmaker[AsyncSession], run_id: str, context_window: int
+) -> tuple[Context, float] | None:
+    """queued -> in_progress, and the context to send; None when there is nothing to do."""
+    async with sessionmaker() as session:
+        run = await _load(session, run_id)
+        if run is None or run.status not in ("queued", "cancelling"):
+            return None
+        now = int(time.time())
+        if run.status == "cancelling":
+            await end_run(session, run, "cancelled", now)
+            await session.commit()
+            return None
+        transition_run(run, "in_progress", now)
+        completion_used = int((run.usage or {}).get("completion_tokens", 0))
+        context = await build_context(session, run, context_window, completion_used)
+        if not context.fits:
+            await end_run(session, run, "incomplete", now, incomplete_reason="max_prompt_tokens")
+            await session.commit()
+            return None
+        await session.commit()
+        return context, float(run.expires_at or now + 600)
 
 
 async def _load(session: AsyncSession, run_id: str) -> RunRow | None:
@@ -121,7 +147,6 @@ async def _end(
 async def _record(
     sessionmaker: async_sessionmaker[AsyncSession],
     run_id: str,
-    request: ChatRequest,
     prompt_estimate: int,
     answer: Answer,
 ) -> None:

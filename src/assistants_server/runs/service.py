@@ -4,11 +4,12 @@ router wakes the executor once the commit is done."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.api.errors import InvalidRequestError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
@@ -136,7 +137,26 @@ async def modify_run(
     return run
 
 
+async def _on_fresh_state(
+    session: AsyncSession, change: Callable[[], Awaitable[RunRow]]
+) -> RunRow:
+    """Apply a change to a run, again from a fresh read if the executor moved the run between
+    our read and our write (optimistic lock). The request has written nothing else yet."""
+    for attempt in range(3):
+        try:
+            return await change()
+        except StaleDataError:
+            if attempt == 2:
+                raise
+            await session.rollback()
+    raise AssertionError("unreachable")
+
+
 async def cancel_run(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
+    return await _on_fresh_state(session, lambda: _cancel(session, thread_id, run_id))
+
+
+async def _cancel(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
     """Queued and waiting runs are cancelled at once; a run being worked on goes to
     `cancelling` and its worker finishes the cancellation."""
     run = await get_run(session, thread_id, run_id)
@@ -152,6 +172,12 @@ async def cancel_run(session: AsyncSession, thread_id: str, run_id: str) -> RunR
 
 
 async def submit_tool_outputs(
+    session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
+) -> RunRow:
+    return await _on_fresh_state(session, lambda: _submit(session, thread_id, run_id, body))
+
+
+async def _submit(
     session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
 ) -> RunRow:
     run = await get_run(session, thread_id, run_id)
