@@ -106,3 +106,26 @@ async def test_unknown_route_is_a_404_in_the_error_envelope(client: httpx.AsyncC
     assert response.json() == {"error": {
         "message": "Invalid URL (DELETE /v1/nothing)", "type": "invalid_request_error",
         "param": None, "code": None}}
+
+
+async def test_a_bug_is_a_500_envelope_with_request_id_and_no_retry(
+    settings: Any,
+) -> None:
+    from assistants_server.app import create_app
+
+    app = create_app(settings)
+
+    @app.get("/v1/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=transport, base_url="http://testserver"
+    ) as http:
+        response = await http.get("/v1/boom", headers={"Authorization": "Bearer sk-right"})
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert response.headers["x-should-retry"] == "false"
+    request_id = response.headers["x-request-id"]
+    assert request_id in response.json()["error"]["message"]

@@ -196,3 +196,31 @@ def test_inline_vector_store_creation_is_refused_not_dropped(sdk: Any) -> None:
             "file_search": {"vector_stores": [{"file_ids": ["file-a"]}]}})
     assert caught.value.param == "tool_resources.file_search.vector_stores"
     assert caught.value.code == "unsupported_parameter"
+
+
+def test_deleting_while_auto_paginating_visits_every_item(sdk: Any) -> None:
+    for i in range(25):
+        sdk.beta.assistants.create(model="m", name=f"a{i}")
+    deleted = [sdk.beta.assistants.delete(a.id).id for a in sdk.beta.assistants.list(limit=10)]
+    assert len(set(deleted)) == 25
+    assert sdk.beta.assistants.list().data == []
+
+
+def _nested_schema(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object"}
+    node = schema
+    for _ in range(depth):
+        node["properties"] = {"x": {"type": "object"}}
+        node = node["properties"]["x"]
+    return schema
+
+
+@pytest.mark.parametrize("parameters", [{"type": "object", "$schema": 7}, _nested_schema(200)],
+                         ids=["unreadable-$schema", "nested-200-deep"])
+def test_unreadable_or_absurd_function_schemas_are_bad_requests(
+    sdk: Any, parameters: dict[str, Any]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.beta.assistants.create(model="m", tools=[
+            {"type": "function", "function": {"name": "f", "parameters": parameters}}])
+    assert caught.value.code == "invalid_function_parameters"

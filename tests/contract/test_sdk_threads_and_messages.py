@@ -59,7 +59,7 @@ def test_deleting_a_thread_deletes_its_messages(sdk: Any) -> None:
     assert (deleted.object, deleted.deleted) == ("thread.deleted", True)
     with pytest.raises(openai.NotFoundError) as caught:
         sdk.beta.threads.messages.retrieve(message.id, thread_id=thread.id)
-    assert server_message(caught.value) == f"No message found with id '{message.id}'."
+    assert server_message(caught.value) == f"No thread found with id '{thread.id}'."
     with pytest.raises(openai.NotFoundError):
         sdk.beta.threads.messages.list(thread.id)
 
@@ -143,3 +143,32 @@ def test_invalid_initial_message_names_its_index(sdk: Any) -> None:
                                           {"role": "user", "content": "x", "metadata": {
                                               "k": "v" * 600}}])
     assert caught.value.param == "messages[1].metadata.k"
+
+
+def test_code_interpreter_attachment_is_shared_with_the_threads_tool(sdk: Any) -> None:
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "use it",
+        "attachments": [{"file_id": "file-csv", "tools": [{"type": "code_interpreter"}]}]}])
+    sdk.beta.threads.messages.create(thread.id, role="user", content="and this", attachments=[
+        {"file_id": "file-two", "tools": [{"type": "code_interpreter"}]},
+        {"file_id": "file-csv", "tools": [{"type": "code_interpreter"}]}])
+    resources = sdk.beta.threads.retrieve(thread.id).tool_resources
+    assert resources.code_interpreter.file_ids == ["file-csv", "file-two"]
+
+
+def test_message_in_an_unknown_thread_reports_the_thread(sdk: Any) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk.beta.threads.messages.retrieve("msg_abc", thread_id="thread_gone")
+    assert server_message(caught.value) == "No thread found with id 'thread_gone'."
+
+
+def test_malformed_run_id_filter_is_a_bad_request(sdk: Any) -> None:
+    thread = sdk.beta.threads.create()
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.beta.threads.messages.list(thread.id, run_id="foo")
+    assert caught.value.param == "run_id"
+
+
+def test_a_thread_may_start_with_more_than_32_messages(sdk: Any) -> None:
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": str(i)}
+                                               for i in range(40)])
+    assert len(list(sdk.beta.threads.messages.list(thread.id, limit=100))) == 40

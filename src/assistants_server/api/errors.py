@@ -7,7 +7,6 @@ validation errors and any unexpected exception in that envelope, so a client nev
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,8 +16,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistants_server.api.validation import describe_validation_error
-
-log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
@@ -71,7 +68,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StaleDataError, _concurrent_change)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -101,13 +97,3 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         error_body(str(exc.detail), "invalid_request_error"), status_code=exc.status_code
     )
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = error_body(
-        "The server had an error while processing your request. Sorry about that! "
-        "The server log has the details.",
-        "server_error",
-    )
-    return JSONResponse(body, status_code=500)

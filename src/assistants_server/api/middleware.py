@@ -7,6 +7,7 @@ through untouched and the per-request cost stays a few dict operations.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Iterable
 
@@ -19,9 +20,11 @@ from assistants_server.api.errors import (
     AuthenticationError,
     InvalidRequestError,
     PayloadTooLargeError,
+    error_body,
 )
 from assistants_server.ids import new_request_id
 
+log = logging.getLogger(__name__)
 BETA_PREFIXES = ("/v1/assistants", "/v1/threads")
 _V2_HINT = "Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
 
@@ -67,7 +70,26 @@ class GateMiddleware:
         except APIError as exc:
             await JSONResponse(exc.body(), exc.status_code)(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        started_response = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # Rendered here, inside the gate, so even a bug's 500 has a request id and tells
+            # the SDK not to repeat the request.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started_response:
+                raise
+            body = error_body("The server had an error while processing your request. Sorry "
+                              f"about that! Quote request id {request_id} when reporting it.",
+                              "server_error")
+            await JSONResponse(body, 500, headers={"x-should-retry": "false"})(
+                scope, receive, send_with_headers)
 
     def _check(self, path: str, headers: Headers) -> None:
         if not path.startswith("/v1/"):
@@ -129,7 +151,9 @@ def _check_beta(value: str | None) -> None:
         return
     if "assistants=v1" in betas:
         raise InvalidRequestError(
-            f"The v1 Assistants API has been deprecated. {_V2_HINT}", code="invalid_beta"
+            f"The v1 Assistants API has been deprecated. {_V2_HINT} See the migration guide for "
+            "more information: https://platform.openai.com/docs/assistants/migration.",
+            code="invalid_beta",
         )
     raise InvalidRequestError(
         f"You must provide the 'OpenAI-Beta' header to access the Assistants API. {_V2_HINT}",

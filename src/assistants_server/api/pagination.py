@@ -7,6 +7,7 @@ lookup, so every page is at most two index range scans whose cost does not grow 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -16,7 +17,7 @@ from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError
-from assistants_server.db.models import ListedRow
+from assistants_server.db.models import ListedRow, TombstoneRow
 
 RowT = TypeVar("RowT", bound=ListedRow)
 ItemT = TypeVar("ItemT")
@@ -126,9 +127,20 @@ async def _cursor(
         )
     ).first()
     if found is None:
+        found = (await session.execute(select(TombstoneRow.created_at, TombstoneRow.pk).where(
+            TombstoneRow.id == object_id))).first()
+    if found is None:
         raise InvalidRequestError(
             f"Invalid '{param}': no object with id '{object_id}' in this list. Use an id "
             "returned by a previous page.",
             param=param,
         )
     return int(found[0]), int(found[1])
+
+
+async def delete_listed(session: AsyncSession, row: ListedRow) -> None:
+    """Delete a listed object, leaving a tombstone so cursors naming it keep working."""
+    session.add(TombstoneRow(id=row.id, created_at=row.created_at, pk=row.pk,
+                             deleted_at=int(time.time())))
+    await session.delete(row)
+    await session.flush()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, not_found
-from assistants_server.api.pagination import ListQuery, fetch_page
+from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.assistants.schemas import CreateAssistantRequest, ModifyAssistantRequest
 from assistants_server.db.models import AssistantRow
 from assistants_server.ids import check_id, new_id
@@ -103,5 +103,4 @@ async def modify_assistant(
 
 async def delete_assistant(session: AsyncSession, assistant_id: str) -> None:
     row = await get_assistant(session, assistant_id)
-    await session.delete(row)
-    await session.flush()
+    await delete_listed(session, row)

@@ -142,3 +142,16 @@ class RunStepRow(ListedRow):
     expired_at: Mapped[int | None] = mapped_column(BigInteger)
     failed_at: Mapped[int | None] = mapped_column(BigInteger)
     usage: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class TombstoneRow(Base):
+    """Where a deleted listed object sat in its list, so a cursor naming it still works: the
+    SDK pages with `after=<last id of the previous page>`, and a loop that deletes what it
+    lists names a deleted object in every request after the first page."""
+
+    __tablename__ = "tombstones"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    pk: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -27,6 +27,7 @@ from assistants_server.runs.lifecycle import end_run
 
 log = logging.getLogger(__name__)
 
+TOMBSTONE_SECONDS = 86_400
 DIED = {"code": "server_error",
         "message": "The server process running this run stopped before it finished. "
                    "Create a new run to try again."}
@@ -145,7 +146,8 @@ class Executor:
                     task.cancel()
 
     async def sweep(self) -> None:
-        """Renew this process's leases, expire overdue runs, fail runs of dead processes."""
+        """Renew this process's leases, expire overdue runs, fail runs of dead processes,
+        forget old tombstones."""
         now = time.time()
         async with self.sessionmaker() as session:
             if self.tasks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, Field, Tag, field_validator
 
 from assistants_server.api.validation import BY_TYPE, Metadata, rule_error
 from assistants_server.db.models import MessageRow
@@ -29,8 +29,16 @@ class ImageFilePart(WireModel):
 
 
 class ImageUrl(WireModel):
-    url: Annotated[str, Field(pattern=r"^(https?://|data:image/)")]
+    url: str
     detail: Detail = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _web_or_data_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "data:image/")):
+            raise rule_error("Invalid '{param}': expected an image URL starting with "
+                             "'http://', 'https://' or 'data:image/'.", code="invalid_url")
+        return value
 
 
 class ImageUrlPart(WireModel):

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, not_found
-from assistants_server.api.pagination import ListQuery, fetch_page
-from assistants_server.db.models import MessageRow, RunRow
+from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
+from assistants_server.db.models import MessageRow, RunRow, ThreadRow
 from assistants_server.ids import check_id, new_id
 from assistants_server.messages.schemas import (
     CreateMessageRequest,
@@ -34,24 +34,39 @@ def new_message(thread_id: str, body: CreateMessageRequest, created_at: int) -> 
 
 
 async def add_messages(
-    session: AsyncSession, thread_id: str, bodies: list[CreateMessageRequest]
+    session: AsyncSession, thread: ThreadRow, bodies: list[CreateMessageRequest]
 ) -> list[MessageRow]:
     now = int(time.time())
-    rows = [new_message(thread_id, body, now) for body in bodies]
+    rows = [new_message(thread.id, body, now) for body in bodies]
     session.add_all(rows)
+    _share_code_interpreter_files(thread, bodies)
     await session.flush()
     return rows
+
+
+def _share_code_interpreter_files(thread: ThreadRow, bodies: list[CreateMessageRequest]) -> None:
+    """A code_interpreter attachment makes its file available to the thread's tool, as the
+    service did (file_search attachments need the vector stores API, which comes later)."""
+    attached = [a.file_id for body in bodies for a in body.attachments or []
+                if any(tool.type == "code_interpreter" for tool in a.tools)]
+    if not attached:
+        return
+    resources = dict(thread.tool_resources or {})
+    section = dict(resources.get("code_interpreter") or {"file_ids": []})
+    section["file_ids"] = list(dict.fromkeys([*section.get("file_ids", []), *attached]))
+    resources["code_interpreter"] = section
+    thread.tool_resources = resources
 
 
 async def create_message(
     session: AsyncSession, thread_id: str, body: CreateMessageRequest
 ) -> MessageRow:
-    await get_thread(session, thread_id)
+    thread = await get_thread(session, thread_id)
     active = await session.scalar(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
     if active is not None:
         raise InvalidRequestError(
             f"Can't add messages to {thread_id} while a run {active} is active.")
-    (row,) = await add_messages(session, thread_id, [body])
+    (row,) = await add_messages(session, thread, [body])
     return row
 
 
@@ -61,13 +76,14 @@ async def list_messages(
     await get_thread(session, thread_id)
     scope = [MessageRow.thread_id == thread_id]
     if run_id:
+        check_id(run_id, "run_", "run_id")
         scope.append(MessageRow.run_id == run_id)
     return await fetch_page(session, MessageRow, query, *scope)
 
 
 async def get_message(session: AsyncSession, thread_id: str, message_id: str) -> MessageRow:
-    check_id(thread_id, "thread_", "thread_id")
     check_id(message_id, "msg_", "message_id")
+    await get_thread(session, thread_id)
     row = await session.scalar(
         select(MessageRow).where(MessageRow.id == message_id, MessageRow.thread_id == thread_id)
     )
@@ -88,5 +104,4 @@ async def modify_message(
 
 async def delete_message(session: AsyncSession, thread_id: str, message_id: str) -> None:
     row = await get_message(session, thread_id, message_id)
-    await session.delete(row)
-    await session.flush()
+    await delete_listed(session, row)

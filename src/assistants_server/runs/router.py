@@ -58,7 +58,7 @@ async def create_thread_and_run(
     thread_body = body.thread or CreateThreadRequest()
     thread = await create_thread(session, thread_body)
     if thread_body.messages:
-        await add_messages(session, thread.id, thread_body.messages)
+        await add_messages(session, thread, thread_body.messages)
     instructions = body.instructions if body.instructions is not None else (
         assistant.instructions or "")
     run = await service.insert_run(session, thread, assistant, body, instructions,

@@ -46,7 +46,7 @@ async def create_run(
     if (active := await active_run_id(session, thread_id)) is not None:
         raise _already_active(thread_id, active)
     if body.additional_messages:
-        await add_messages(session, thread_id, body.additional_messages)
+        await add_messages(session, thread, body.additional_messages)
     instructions = body.instructions if body.instructions is not None else (
         assistant.instructions or "")
     if body.additional_instructions:

@@ -18,7 +18,7 @@ async def create_thread(session: SessionDep, body: CreateThreadRequest | None = 
     body = body or CreateThreadRequest()
     row = await service.create_thread(session, body)
     if body.messages:
-        await add_messages(session, row.id, body.messages)
+        await add_messages(session, row, body.messages)
     return Thread.from_row(row)
 
 
@@ -28,7 +28,10 @@ async def retrieve_thread(thread_id: str, session: SessionDep) -> Thread:
 
 
 @router.post("/{thread_id}")
-async def modify_thread(thread_id: str, body: ModifyThreadRequest, session: SessionDep) -> Thread:
+async def modify_thread(
+    thread_id: str, session: SessionDep, body: ModifyThreadRequest | None = None
+) -> Thread:
+    body = body or ModifyThreadRequest()
     return Thread.from_row(await service.modify_thread(session, thread_id, body))
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from assistants_server.api.validation import Metadata
 from assistants_server.db.models import ThreadRow
@@ -13,7 +13,7 @@ from assistants_server.tools.definitions import ToolResources, WireModel
 
 
 class CreateThreadRequest(WireModel):
-    messages: Annotated[list[CreateMessageRequest], Field(max_length=32)] = []
+    messages: list[CreateMessageRequest] = []
     tool_resources: ToolResources | None = None
     metadata: Metadata = {}
 

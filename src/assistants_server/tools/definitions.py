@@ -65,6 +65,10 @@ class FunctionDefinition(WireModel):
             raise rule_error(
                 "Invalid schema for function: '{param}' must be a JSON Schema of "
                 f"'type: \"object\"', got 'type: \"{kind}\"'.", code="invalid_function_parameters")
+        if _depth(value) > MAX_SCHEMA_DEPTH:
+            raise rule_error(
+                f"Invalid schema for function: '{{param}}' is nested deeper than "
+                f"{MAX_SCHEMA_DEPTH} levels.", code="invalid_function_parameters")
         try:
             jsonschema.validators.validator_for(value).check_schema(value)
         except jsonschema.SchemaError as exc:
@@ -72,7 +76,27 @@ class FunctionDefinition(WireModel):
             raise rule_error(
                 f"Invalid schema for function: '{{param}}' is not a valid JSON Schema at {where}: "
                 f"{exc.message}", code="invalid_function_parameters") from None
+        except Exception as exc:  # a malformed "$schema" and the like break the checker itself
+            raise rule_error(
+                f"Invalid schema for function: '{{param}}' could not be read as a JSON Schema "
+                f"({type(exc).__name__}: {exc}).", code="invalid_function_parameters") from None
         return value
+
+
+MAX_SCHEMA_DEPTH = 64
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion (the value may be very deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _is_function_name(value: str) -> bool:
