@@ -277,3 +277,19 @@ async def test_deleting_a_thread_deletes_its_runs_and_steps(
     async with app.state.sessionmaker() as session:
         assert list(await session.scalars(select(RunRow.id))) == []
         assert list(await session.scalars(select(RunStepRow.id))) == []
+
+
+class TestHangingBackend:
+    @pytest.fixture
+    def settings_overrides(self, backend: Any) -> dict[str, Any]:
+        return {"backend_base_url": backend.url + "/v1", "backend_timeout_seconds": 0.3}
+
+    async def test_a_backend_that_hangs_fails_the_run_as_timed_out(
+        self, client: httpx.AsyncClient, script: list[Any]
+    ) -> None:
+        script.extend([Reply(text="late", hang_seconds=5) for _ in range(3)])
+        assistant_id, thread_id = await _setup(client)
+        run = await _start(client, thread_id, assistant_id)
+        failed = await _wait(client, thread_id, run["id"], "failed")
+        assert failed["last_error"]["code"] == "server_error"
+        assert "timed out" in failed["last_error"]["message"]
