@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine
+from assistants_server.db.migrate import run_blocking
 from assistants_server.db.models import Base
 
 config = context.config
@@ -39,30 +38,6 @@ async def _run_async() -> None:
     await engine.dispose()
 
 
-def _run_in_fresh_loop() -> None:
-    # `upgrade_to_head` may be called from inside a running loop (tests); give Alembic its own.
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(_run_async())
-        return
-    import threading
-
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(_run_async())
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-
-
 if context.is_offline_mode():
     raise SystemExit("Offline SQL generation is not supported; run against a database.")
-_run_in_fresh_loop()
+run_blocking(_run_async())

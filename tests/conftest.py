@@ -3,7 +3,6 @@ the app in-process, and the app served over a real loopback socket for the offic
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import threading
@@ -19,7 +18,7 @@ from fastapi import FastAPI
 
 from assistants_server.app import create_app
 from assistants_server.config import Settings
-from assistants_server.db.migrate import upgrade_to_head
+from assistants_server.db.migrate import run_blocking, upgrade_to_head
 
 POSTGRES_URL = os.environ.get(
     "ASSISTANTS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -35,25 +34,6 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, even inside a running event loop."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(coro))
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0]
 
 
 async def _drop_schema(schema: str) -> None:
@@ -87,7 +67,7 @@ def make_settings(kind: str, tmp_path: Path, **overrides: Any) -> Iterator[Setti
     try:
         yield settings
     finally:
-        run_sync(_drop_schema(schema))
+        run_blocking(_drop_schema(schema))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

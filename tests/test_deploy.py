@@ -35,7 +35,8 @@ import httpx
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from tests.conftest import BETA, POSTGRES_URL, REQUIRE_SERVICES, run_sync
+from assistants_server.db.migrate import run_blocking
+from tests.conftest import BETA, POSTGRES_URL, REQUIRE_SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -353,7 +354,7 @@ def schema() -> Iterator[str]:
     try:
         yield name
     finally:
-        run_sync(_postgres(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        run_blocking(_postgres(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
 
 def _local_database_url(compose_url: str) -> str:
@@ -426,7 +427,7 @@ def test_the_image_command_serves_with_the_compose_environment(
                           headers={**BETA, "Authorization": "Bearer sk-wrong"})
         assert wrong.status_code == 401
 
-        tables = run_sync(_postgres(
+        tables = run_blocking(_postgres(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
         ))
         assert {"alembic_version", "assistants"} <= {row["table_name"] for row in tables}

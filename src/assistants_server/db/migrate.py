@@ -6,12 +6,18 @@ The scripts live in the repository's top-level `migrations/`, which the package 
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 
 from assistants_server.config import Settings
+
+T = TypeVar("T")
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -25,3 +31,23 @@ def alembic_config(settings: Settings) -> Config:
 
 def upgrade_to_head(settings: Settings) -> None:
     command.upgrade(alembic_config(settings), "head")
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, in its own event loop and thread, so it
+    works even when the caller is inside a running loop (Alembic's env.py, tests)."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            results.append(asyncio.run(coro))
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return results[0]

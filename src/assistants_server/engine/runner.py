@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.backends.chat import (
     BackendError,
@@ -30,10 +28,8 @@ from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.engine.context import Context, build_context
 from assistants_server.engine.tokens import count_text
 from assistants_server.ids import new_id
-from assistants_server.runs.lifecycle import end_run
+from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.states import transition_run
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -65,7 +61,7 @@ async def drive_run(
     run_id: str,
     context_window: int,
 ) -> None:
-    begun = await _retrying(lambda: _begin(sessionmaker, run_id, context_window))
+    begun = await on_fresh_state(lambda: _begin(sessionmaker, run_id, context_window))
     if begun is None:
         return
     context, deadline = begun
@@ -76,27 +72,15 @@ async def drive_run(
                 answer.add(event)
     except BackendError as exc:
         error = {"code": exc.code, "message": exc.message}
-        await _retrying(lambda: _end(sessionmaker, run_id, "failed", error))
+        await on_fresh_state(lambda: _end(sessionmaker, run_id, "failed", error))
         return
     except TimeoutError:
-        await _retrying(lambda: _end(sessionmaker, run_id, "expired", None))
+        await on_fresh_state(lambda: _end(sessionmaker, run_id, "expired", None))
         return
     except asyncio.CancelledError:
-        await asyncio.shield(_retrying(lambda: _end(sessionmaker, run_id, "cancelled", None)))
+        await asyncio.shield(on_fresh_state(lambda: _end(sessionmaker, run_id, "cancelled", None)))
         raise
-    await _retrying(lambda: _record(sessionmaker, run_id, context.prompt_tokens, answer))
-
-
-async def _retrying(phase: Callable[[], Awaitable[T]]) -> T:
-    """Run a phase again from a fresh read when the run changed under it (optimistic lock:
-    the API cancelled it, say); each phase re-checks the status it finds."""
-    for attempt in range(4):
-        try:
-            return await phase()
-        except StaleDataError:
-            if attempt == 3:
-                raise
-    raise AssertionError("unreachable")
+    await on_fresh_state(lambda: _record(sessionmaker, run_id, context.prompt_tokens, answer))
 
 
 async def _begin(
@@ -127,6 +111,12 @@ async def _load(session: AsyncSession, run_id: str) -> RunRow | None:
     return await session.scalar(select(RunRow).where(RunRow.id == run_id))
 
 
+async def _driven(session: AsyncSession, run_id: str) -> RunRow | None:
+    """The run if this turn may still finish it: in progress, or being cancelled."""
+    run = await _load(session, run_id)
+    return run if run is not None and run.status in ("in_progress", "cancelling") else None
+
+
 async def _end(
     sessionmaker: async_sessionmaker[AsyncSession],
     run_id: str,
@@ -134,8 +124,7 @@ async def _end(
     last_error: dict[str, str] | None,
 ) -> None:
     async with sessionmaker() as session:
-        run = await _load(session, run_id)
-        if run is None or run.status not in ("in_progress", "cancelling"):
+        if (run := await _driven(session, run_id)) is None:
             return
         now = int(time.time())
         if status == "cancelled" and run.status == "in_progress":
@@ -151,8 +140,7 @@ async def _record(
     answer: Answer,
 ) -> None:
     async with sessionmaker() as session:
-        run = await _load(session, run_id)
-        if run is None or run.status not in ("in_progress", "cancelling"):
+        if (run := await _driven(session, run_id)) is None:
             return
         now = int(time.time())
         if run.status == "cancelling":

@@ -6,13 +6,17 @@ Used by the API (cancel), the runner (complete, fail, incomplete, cancelled) and
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.runs.states import RunStatus, StepStatus, transition_run, transition_step
+
+T = TypeVar("T")
 
 _MESSAGE_REASON = {"cancelled": "run_cancelled", "failed": "run_failed",
                    "expired": "run_expired", "incomplete": "max_tokens"}
@@ -58,3 +62,22 @@ async def end_run(
     events.append(transition_run(run, status, now))
     await session.flush()
     return events
+
+
+async def on_fresh_state(
+    change: Callable[[], Awaitable[T]],
+    reset: Callable[[], Awaitable[None]] | None = None,
+    attempts: int = 4,
+) -> T:
+    """Apply a change to a run again from a fresh read when another writer moved the run
+    between our read and our write (the version column turns that into StaleDataError).
+    `change` must re-read the run and re-check its status; `reset` discards the stale state."""
+    for attempt in range(attempts):
+        try:
+            return await change()
+        except StaleDataError:
+            if attempt == attempts - 1:
+                raise
+            if reset is not None:
+                await reset()
+    raise AssertionError("unreachable")

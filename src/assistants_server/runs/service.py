@@ -4,12 +4,11 @@ router wakes the executor once the commit is done."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.api.errors import InvalidRequestError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
@@ -17,7 +16,7 @@ from assistants_server.assistants.service import check_model, get_assistant
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.ids import check_id, new_id
 from assistants_server.messages.service import add_messages
-from assistants_server.runs.lifecycle import end_run
+from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.schemas import (
     CreateRunRequest,
     ModifyRunRequest,
@@ -137,23 +136,9 @@ async def modify_run(
     return run
 
 
-async def _on_fresh_state(
-    session: AsyncSession, change: Callable[[], Awaitable[RunRow]]
-) -> RunRow:
-    """Apply a change to a run, again from a fresh read if the executor moved the run between
-    our read and our write (optimistic lock). The request has written nothing else yet."""
-    for attempt in range(3):
-        try:
-            return await change()
-        except StaleDataError:
-            if attempt == 2:
-                raise
-            await session.rollback()
-    raise AssertionError("unreachable")
-
-
 async def cancel_run(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
-    return await _on_fresh_state(session, lambda: _cancel(session, thread_id, run_id))
+    # The request has written nothing else yet, so rolling back only drops the stale read.
+    return await on_fresh_state(lambda: _cancel(session, thread_id, run_id), session.rollback)
 
 
 async def _cancel(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
@@ -174,7 +159,8 @@ async def _cancel(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
 async def submit_tool_outputs(
     session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
 ) -> RunRow:
-    return await _on_fresh_state(session, lambda: _submit(session, thread_id, run_id, body))
+    return await on_fresh_state(lambda: _submit(session, thread_id, run_id, body),
+                                session.rollback)
 
 
 async def _submit(
