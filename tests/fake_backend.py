@@ -73,6 +73,7 @@ def create_fake_backend(models: list[str] | None = None, api_key: str | None = N
     app.state.requests = []
     app.state.bodies = []
     app.state.script = []
+    app.state.peers = []  # client (host, port) of each chat request: one per connection
 
     def refused(request: Request) -> JSONResponse | None:
         app.state.requests.append(dict(request.headers))
@@ -93,6 +94,7 @@ def create_fake_backend(models: list[str] | None = None, api_key: str | None = N
         if (refusal := refused(request)) is not None:
             return refusal
         app.state.bodies.append(await request.json())
+        app.state.peers.append(request.client)
         reply: Reply = app.state.script.pop(0) if app.state.script else Reply(text="Hello!")
         if reply.status != 200:
             return JSONResponse({"error": {"message": f"fake failure {reply.status}"}},

@@ -175,3 +175,13 @@ async def test_timeout_after_tokens_were_relayed_is_not_retried(fake: LiveServer
                 seen.append(event)
     assert seen == [TextDelta("abcd")]
     assert caught.value.code == "server_error" and len(bodies) == 1
+
+
+async def test_one_connection_serves_consecutive_completions(
+    backend: OpenAICompatibleBackend, fake: LiveServer
+) -> None:
+    script(fake, Reply(text="one"), Reply(text="two"), Reply(text="three"))
+    for _ in range(3):
+        await collect(backend)
+    peers = fake.server.config.app.state.peers
+    assert len(peers) == 3 and len(set(peers)) == 1

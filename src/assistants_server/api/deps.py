@@ -19,7 +19,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:  # async: no hop to the thread pool
     settings: Settings = request.app.state.settings
     return settings
 

@@ -108,12 +108,15 @@ async def _status_error(response: httpx.Response, model: str) -> BackendError:
 
 async def _events(response: httpx.Response) -> AsyncIterator[ChatEvent]:
     """Parse the SSE body: `data: {chunk}` lines until `data: [DONE]`."""
+    done = False
     async for line in response.aiter_lines():
-        if not line.startswith("data:"):
+        # After [DONE], read the body to its end so httpx can pool the connection again.
+        if done or not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
-            return
+            done = True
+            continue
         try:
             chunk = json.loads(data)
         except ValueError as exc:
@@ -124,7 +127,8 @@ async def _events(response: httpx.Response) -> AsyncIterator[ChatEvent]:
             raise BackendError("server_error", f"The model backend failed mid-stream: {message}")
         for event in _chunk_events(chunk):
             yield event
-    raise BackendError("server_error", "The model backend closed the stream before [DONE].")
+    if not done:
+        raise BackendError("server_error", "The model backend closed the stream before [DONE].")
 
 
 def _chunk_events(chunk: Any) -> list[ChatEvent]:

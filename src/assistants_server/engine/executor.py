@@ -56,8 +56,10 @@ class Executor:
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    def notify(self) -> None:
-        """Something changed (a run was queued or cancelled): look now, not at the next poll."""
+    async def notify(self) -> None:
+        """Something changed (a run was queued or cancelled): look now, not at the next poll.
+        A coroutine, so background tasks call it on the event loop (asyncio.Event is not
+        thread-safe) rather than from the thread pool."""
         self._wakeup.set()
 
     async def start(self) -> None:
