@@ -98,6 +98,8 @@ def chat_message(row: MessageRow) -> dict[str, Any] | None:
 
 async def _tool_rounds(session: AsyncSession, run: RunRow) -> list[dict[str, Any]]:
     """This run's finished function-call rounds: the model's calls and the client's outputs."""
+    if not _tools(run):
+        return []  # no function tools, no rounds: spare the query on every plain turn
     steps = await session.scalars(
         select(RunStepRow).where(RunStepRow.run_id == run.id, RunStepRow.type == "tool_calls",
                                  RunStepRow.status == "completed")

@@ -109,9 +109,9 @@ class Executor:
                 result = await session.execute(
                     update(RunRow).where(RunRow.id == run_id, claimable).values(
                         lease_owner=self.owner, lease_expires_at=now + self.lease_seconds))
-                await session.commit()
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append(run_id)
+            await session.commit()
         for run_id in claimed:
             self.tasks[run_id] = asyncio.create_task(self._drive(run_id), name=run_id)
         return claimed

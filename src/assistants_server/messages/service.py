@@ -16,7 +16,8 @@ from assistants_server.messages.schemas import (
     ModifyMessageRequest,
     content_to_wire,
 )
-from assistants_server.threads.service import get_thread
+from assistants_server.threads.schemas import CreateThreadRequest
+from assistants_server.threads.service import create_thread, get_thread
 
 
 def new_message(thread_id: str, body: CreateMessageRequest, created_at: int) -> MessageRow:
@@ -56,6 +57,16 @@ def _share_code_interpreter_files(thread: ThreadRow, bodies: list[CreateMessageR
     section["file_ids"] = list(dict.fromkeys([*section.get("file_ids", []), *attached]))
     resources["code_interpreter"] = section
     thread.tool_resources = resources
+
+
+async def create_thread_with_messages(
+    session: AsyncSession, body: CreateThreadRequest
+) -> ThreadRow:
+    """A new thread holding `body.messages` (threads and thread-and-run both start this way)."""
+    thread = await create_thread(session, body)
+    if body.messages:
+        await add_messages(session, thread, body.messages)
+    return thread
 
 
 async def create_message(

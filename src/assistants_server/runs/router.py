@@ -10,8 +10,6 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 
 from assistants_server.api.deps import SessionDep, SettingsDep
 from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
-from assistants_server.assistants.service import get_assistant
-from assistants_server.messages.service import add_messages
 from assistants_server.runs import service
 from assistants_server.runs.schemas import (
     CreateRunRequest,
@@ -21,9 +19,6 @@ from assistants_server.runs.schemas import (
     RunStep,
     SubmitToolOutputsRequest,
 )
-from assistants_server.threads.schemas import CreateThreadRequest
-from assistants_server.threads.service import create_thread
-from assistants_server.tools.definitions import dump_tool_resources
 
 router = APIRouter(tags=["runs"])
 RUNS = "/v1/threads/{thread_id}/runs"
@@ -54,17 +49,7 @@ async def create_thread_and_run(
     body: CreateThreadAndRunRequest, session: SessionDep, settings: SettingsDep,
     request: Request, tasks: BackgroundTasks,
 ) -> Run:
-    assistant = await get_assistant(session, body.assistant_id)
-    thread_body = body.thread or CreateThreadRequest()
-    thread = await create_thread(session, thread_body)
-    if thread_body.messages:
-        await add_messages(session, thread, thread_body.messages)
-    instructions = body.instructions if body.instructions is not None else (
-        assistant.instructions or "")
-    run = await service.insert_run(session, thread, assistant, body, instructions,
-                                   settings.models)
-    if body.tool_resources is not None:
-        run.tool_resources = dump_tool_resources(body.tool_resources)
+    run = await service.create_thread_and_run(session, body, settings.models)
     _wake(request, tasks)
     return Run.from_row(run)
 

@@ -15,10 +15,11 @@ from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.assistants.service import check_model, get_assistant
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.ids import check_id, new_id
-from assistants_server.messages.service import add_messages
+from assistants_server.messages.service import add_messages, create_thread_with_messages
 from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.schemas import (
     CreateRunRequest,
+    CreateThreadAndRunRequest,
     ModifyRunRequest,
     RunOptions,
     SubmitToolOutputsRequest,
@@ -29,8 +30,13 @@ from assistants_server.runs.states import (
     transition_run,
     transition_step,
 )
+from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.threads.service import get_thread
-from assistants_server.tools.definitions import dump_response_format, dump_tools
+from assistants_server.tools.definitions import (
+    dump_response_format,
+    dump_tool_resources,
+    dump_tools,
+)
 
 
 async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
@@ -46,22 +52,39 @@ async def create_run(
         raise _already_active(thread_id, active)
     if body.additional_messages:
         await add_messages(session, thread, body.additional_messages)
-    instructions = body.instructions if body.instructions is not None else (
-        assistant.instructions or "")
+    instructions = _instructions(body, assistant)
     if body.additional_instructions:
         instructions = f"{instructions}\n\n{body.additional_instructions}".lstrip("\n")
-    return await insert_run(session, thread, assistant, body, instructions, accepted,
-                            reasoning_effort=body.reasoning_effort)
+    return await _insert_run(session, thread, assistant, body, instructions, accepted,
+                             reasoning_effort=body.reasoning_effort)
 
 
-async def insert_run(
+async def create_thread_and_run(
+    session: AsyncSession, body: CreateThreadAndRunRequest, accepted: Sequence[str]
+) -> RunRow:
+    assistant = await get_assistant(session, body.assistant_id)
+    thread = await create_thread_with_messages(session, body.thread or CreateThreadRequest())
+    resources = (dump_tool_resources(body.tool_resources) if body.tool_resources is not None
+                 else None)
+    return await _insert_run(session, thread, assistant, body, _instructions(body, assistant),
+                             accepted, tool_resources=resources)
+
+
+def _instructions(body: RunOptions, assistant: AssistantRow) -> str:
+    """The request's instructions replace the assistant's."""
+    return body.instructions if body.instructions is not None else assistant.instructions or ""
+
+
+async def _insert_run(
     session: AsyncSession,
     thread: ThreadRow,
     assistant: AssistantRow,
     body: RunOptions,
     instructions: str,
     accepted: Sequence[str],
+    *,
     reasoning_effort: str | None = None,
+    tool_resources: dict[str, object] | None = None,
 ) -> RunRow:
     """A queued run snapshotting the assistant's configuration under the request's overrides.
     The unique index on `active_thread_id` refuses a second active run, however they race."""
@@ -74,7 +97,8 @@ async def insert_run(
         assistant_id=assistant.id, status="queued", expires_at=now + RUN_LIFETIME_SECONDS,
         model=model, instructions=instructions,
         tools=dump_tools(body.tools) if body.tools is not None else assistant.tools,
-        tool_resources=assistant.tool_resources, metadata_=body.metadata,
+        tool_resources=assistant.tool_resources if tool_resources is None else tool_resources,
+        metadata_=body.metadata,
         temperature=body.temperature if "temperature" in sent else assistant.temperature,
         top_p=body.top_p if "top_p" in sent else assistant.top_p,
         max_prompt_tokens=body.max_prompt_tokens,

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from assistants_server.api.deps import SessionDep
 from assistants_server.api.objects import DeletedObject
-from assistants_server.messages.service import add_messages
+from assistants_server.messages.service import create_thread_with_messages
 from assistants_server.threads import service
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest, Thread
 
@@ -15,10 +15,7 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
 @router.post("")
 async def create_thread(session: SessionDep, body: CreateThreadRequest | None = None) -> Thread:
-    body = body or CreateThreadRequest()
-    row = await service.create_thread(session, body)
-    if body.messages:
-        await add_messages(session, row, body.messages)
+    row = await create_thread_with_messages(session, body or CreateThreadRequest())
     return Thread.from_row(row)
 
 

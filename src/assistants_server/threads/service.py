@@ -15,7 +15,7 @@ from assistants_server.tools.definitions import dump_tool_resources
 
 
 async def create_thread(session: AsyncSession, body: CreateThreadRequest) -> ThreadRow:
-    """The thread row only; the caller adds `body.messages` (see messages.service)."""
+    """The thread row only; `messages.service.create_thread_with_messages` adds messages."""
     row = ThreadRow(
         id=new_id("thread_"),
         created_at=int(time.time()),
