@@ -15,10 +15,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shutil
-import socket
 import statistics
 import string
 import subprocess
@@ -30,19 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import HEADERS, RESULTS, BenchError, drop_schema, free_port, machine, start, stop
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-import assistants_server
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine
 from assistants_server.db.migrate import upgrade_to_head
 from assistants_server.db.models import MessageRow, ThreadRow
 
 GOAL = 1.2
-HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer bench"}
 ALPHABET = string.ascii_letters + string.digits
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args() -> argparse.Namespace:
@@ -93,38 +88,6 @@ async def seed(settings: Settings, sizes: list[int], ties: int | None,
     return out
 
 
-async def drop_schema(url: str, schema: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    await engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistants_server", "serve", "--port", str(port)],
-        env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.terminate()
-    raise SystemExit(f"server did not answer /health in 60 s:\n{log.read_text()}")
-
-
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
@@ -159,20 +122,6 @@ def run(client: httpx.Client, scenarios: dict[str, Callable[[str], httpx.Request
     return out
 
 
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-    src = Path(assistants_server.__file__).parent  # the code the server runs, and its commit
-    git = ["git", "-C", str(src)]
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "."],
-                           capture_output=True, text=True).stdout
-    return {"cpus": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
-            "python": platform.python_version(), "code": str(src),
-            "commit": commit.strip() + ("-dirty" if dirty.strip() else "")}
-
-
 def main() -> int:
     args = parse_args()
     rng = random.Random(args.seed)
@@ -194,7 +143,11 @@ def main() -> int:
         print(f"{database}: seeded {args.small} + {args.messages} messages in "
               f"{time.perf_counter() - t0:.1f} s")
         port = free_port()
-        proc = start_server(env, port, tmp / "server.log")
+        try:
+            proc = start([sys.executable, "-m", "assistants_server", "serve", "--port",
+                          str(port)], env, tmp / "server.log", f"http://127.0.0.1:{port}/health")
+        except BenchError as exc:
+            raise SystemExit(str(exc)) from None
         # `after` cursor: the middle of the big thread; in the small one the newest message, the
         # deepest cursor after which a page is still (nearly) full: 9 messages.
         by_thread = {small: small_ids[-1], big: big_ids[len(big_ids) - 1 - len(big_ids) // 2]}
@@ -216,9 +169,7 @@ def main() -> int:
             results = run(client, scenarios, {"small": small, "big": big},
                           args.warmup, args.samples)
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop(proc)
         if schema and args.database_url:
             asyncio.run(drop_schema(args.database_url, schema))
         shutil.rmtree(tmp, ignore_errors=True)

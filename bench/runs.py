@@ -24,11 +24,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,13 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from harness import HEADERS, RESULTS, BenchError, drop_schema, free_port, machine, start, stop
 
 GOAL_ADDED_MS, GOAL_RUNS_PER_S = 10.0, 200.0
-HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer bench"}
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete", "requires_action"}
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 INSTRUCTIONS = "You are a benchmark."
@@ -54,10 +47,6 @@ BACKEND = ("import uvicorn; uvicorn.run('tests.fake_backend:create_fake_backend'
            "host='127.0.0.1', port={port}, log_level='warning', access_log=False)")
 DIRECT, POLL2, POLL0 = "direct backend call", "run, poll every 2 ms", "run, poll back-to-back"
 Done = tuple[float, float, str, int]  # started, finished (monotonic), status, requests
-
-
-class BenchError(Exception):
-    pass
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,45 +63,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=200, help="timed latency samples per path")
     p.add_argument("--warmup", type=int, default=20, help="untimed latency samples per path")
     return p.parse_args()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(cmd: list[str], env: dict[str, str], log: Path, health: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{cmd[:3]} exited early")
-        try:
-            if httpx.get(health, timeout=1).status_code < 500:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop(proc)
-    raise BenchError(f"{cmd[:3]} did not answer {health} in 60 s")
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def drop_schema(url: str, schema: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    await engine.dispose()
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -267,18 +217,6 @@ def busy_cpus(seconds: float = 1.0) -> float:
     return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0))
 
 
-def machine() -> dict[str, Any]:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "src"],
-                           capture_output=True, text=True).stdout
-    return {"cpus": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
-            "python": platform.python_version(), "busy_cpus_at_start": busy_cpus(),
-            "commit": commit.strip() + ("-dirty" if dirty.strip() else "")}
-
-
 def report(database: str, r: dict[str, Any], samples: int, load: float) -> None:
     lat, thr = r["latency"], r["throughput"]
     print(f"\n{database}: latency, one request at a time, {samples} samples per path (ms)")
@@ -319,7 +257,7 @@ def main() -> int:
         env |= {"ASSISTANTS_DATABASE_URL": args.database_url,
                 "ASSISTANTS_DATABASE_SCHEMA": schema}
     database = "postgresql" if args.database_url else "sqlite"
-    host = machine()
+    host = machine() | {"busy_cpus_at_start": busy_cpus()}
     backend = server = None
     try:
         backend = start([sys.executable, "-c", BACKEND.format(port=backend_port)], {},
