@@ -74,7 +74,7 @@ def test_in_progress_stamps_started_at_once() -> None:
 def test_requires_action_keeps_the_action_and_leaving_it_clears_it() -> None:
     run = _run("in_progress")
     transition_run(run, "requires_action", 1)
-    assert run.required_action is not None
+    assert run.required_action is not None and run.lease_owner is None
     transition_run(run, "queued", 2)
     assert run.required_action is None and run.active_thread_id == "thread_x"
 

@@ -202,8 +202,6 @@ def _require_action(
     run.required_action = {"type": "submit_tool_outputs",
                            "submit_tool_outputs": {"tool_calls": calls}}
     transition_run(run, "requires_action", now)
-    run.lease_owner = None
-    run.lease_expires_at = None
 
 
 def _step(

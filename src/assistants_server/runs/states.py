@@ -57,11 +57,14 @@ def transition_run(run: RunRow, target: RunStatus, now: int) -> str:
         run.required_action = None
     if stamp := _RUN_STAMPS.get(target):
         setattr(run, stamp, now)
+    if target not in ("in_progress", "cancelling"):
+        # Only a run being driven holds a lease: waiting for outputs, queued again or ended,
+        # it is free for any process to claim (or nothing to claim).
+        run.lease_owner = None
+        run.lease_expires_at = None
     if target in TERMINAL:
         run.active_thread_id = None
         run.expires_at = None
-        run.lease_owner = None
-        run.lease_expires_at = None
     return f"thread.run.{target}"
 
 
