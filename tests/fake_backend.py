@@ -26,6 +26,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     garbled: bool = False
+    garbled_after_text: bool = False
     truncated: bool = False
     hang_seconds: float = 0.0
     stall_seconds: float = 0.0
@@ -50,6 +51,9 @@ async def _stream(reply: Reply) -> AsyncIterator[str]:
         return
     for start in range(0, len(reply.text), reply.chunk_chars):
         yield _chunk({"content": reply.text[start:start + reply.chunk_chars]})
+    if reply.garbled_after_text:
+        yield "data: {this is not json\n\n"
+        return
     if reply.stall_seconds:
         await asyncio.sleep(reply.stall_seconds)
     for index, call in enumerate(reply.tool_calls):

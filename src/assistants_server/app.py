@@ -18,6 +18,7 @@ from assistants_server.backends.openai_compat import OpenAICompatibleBackend
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.engine.executor import Executor
+from assistants_server.events.bus import LocalEventBus
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
 from assistants_server.runs.router import router as runs_router
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.started_at = int(time.time())
+        app.state.bus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
         async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds) as http:
             app.state.http = http
             executor = None
@@ -47,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     app.state.sessionmaker, backend,
                     concurrency=settings.executor_concurrency,
                     lease_seconds=settings.lease_seconds,
-                    context_window=settings.context_window_tokens)
+                    context_window=settings.context_window_tokens, bus=app.state.bus)
                 await executor.start()
             app.state.executor = executor
             try:

@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     poll_after_ms: int = Field(
         200, ge=0, description="openai-poll-after-ms sent with runs: how often SDK pollers ask."
     )
+    stream_keepalive_seconds: float = Field(
+        15.0, ge=0,
+        description="Seconds between ': ping' comments on an idle event stream (0: none).",
+    )
+    stream_retention_seconds: float = Field(
+        60.0, ge=0,
+        description="How long a finished run's events stay available to clients that "
+        "reconnect (GET .../runs/{run_id}/events with Last-Event-ID).",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     @field_validator("models", "api_keys", mode="before")

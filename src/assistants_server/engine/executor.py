@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from contextlib import suppress
 
 from sqlalchemy import and_, or_, select, update
@@ -22,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants_server.backends.chat import ChatBackend
 from assistants_server.db.models import RunRow
-from assistants_server.engine.runner import drive_run
+from assistants_server.engine.runner import FAULT, drive_run
+from assistants_server.events.bus import EventBus
+from assistants_server.events.outbox import Outbox
 from assistants_server.runs.lifecycle import end_run
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ class Executor:
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         context_window: int = 128_000,
+        bus: EventBus | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.backend = backend
@@ -50,8 +54,11 @@ class Executor:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.context_window = context_window
+        self.bus = bus
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        # Runs leased to this process at creation (streamed here), waiting for room.
+        self.adopted: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -93,8 +100,22 @@ class Executor:
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
             self._wakeup.clear()
 
+    def adopt(self, run_id: str) -> None:
+        """Drive a run this process leased when it was queued (its stream is served here):
+        now if there is room, else before any other claim."""
+        if len(self.tasks) < self.concurrency and not self.adopted:
+            self._start(run_id)
+        else:
+            self.adopted.append(run_id)
+            self._wakeup.set()
+
+    def _start(self, run_id: str) -> None:
+        self.tasks[run_id] = asyncio.create_task(self._drive(run_id), name=run_id)
+
     async def claim(self) -> list[str]:
-        """Claim and start as many queued runs as there is room for."""
+        """Claim and start as many queued runs as there is room for, adopted ones first."""
+        while self.adopted and len(self.tasks) < self.concurrency:
+            self._start(self.adopted.popleft())
         free = self.concurrency - len(self.tasks)
         if free <= 0:
             return []
@@ -113,12 +134,13 @@ class Executor:
                     claimed.append(run_id)
             await session.commit()
         for run_id in claimed:
-            self.tasks[run_id] = asyncio.create_task(self._drive(run_id), name=run_id)
+            self._start(run_id)
         return claimed
 
     async def _drive(self, run_id: str) -> None:
         try:
-            await drive_run(self.sessionmaker, self.backend, run_id, self.context_window)
+            await drive_run(self.sessionmaker, self.backend, run_id, self.context_window,
+                            self.bus)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -129,13 +151,17 @@ class Executor:
             self._wakeup.set()
 
     async def _fail(self, run_id: str) -> None:
+        """A fault of ours, not the model's: the stream gets the `error` event, then the run
+        fails so that pollers see it end too."""
+        outbox = Outbox(self.bus)
+        outbox.error(run_id)
         async with self.sessionmaker() as session:
             run = await session.scalar(select(RunRow).where(RunRow.id == run_id))
             if run is not None and run.status in ("queued", "in_progress", "cancelling"):
-                await end_run(session, run, "failed", int(time.time()), last_error={
-                    "code": "server_error",
-                    "message": "The server had an error while processing this run."})
+                await end_run(session, run, "failed", int(time.time()), outbox,
+                              last_error=FAULT)
                 await session.commit()
+        await outbox.publish()
 
     async def _cancel_requested(self) -> None:
         if not self.tasks:
@@ -151,16 +177,17 @@ class Executor:
         """Renew this process's leases, expire overdue runs, fail runs of dead processes,
         forget old tombstones."""
         now = time.time()
+        outbox = Outbox(self.bus)
         async with self.sessionmaker() as session:
-            if self.tasks:
+            if held := [*self.tasks, *self.adopted]:
                 await session.execute(update(RunRow).where(
-                    RunRow.lease_owner == self.owner, RunRow.id.in_(list(self.tasks))).values(
+                    RunRow.lease_owner == self.owner, RunRow.id.in_(held)).values(
                     lease_expires_at=now + self.lease_seconds))
             overdue = await session.scalars(select(RunRow).where(
                 RunRow.status.in_(("queued", "requires_action")), RunRow.expires_at < now,
                 or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now)))
             for run in overdue:
-                await end_run(session, run, "expired", int(now))
+                await end_run(session, run, "expired", int(now), outbox)
             orphans = await session.scalars(select(RunRow).where(
                 RunRow.status.in_(("in_progress", "cancelling")), RunRow.lease_expires_at < now))
             for run in orphans:
@@ -168,8 +195,9 @@ class Executor:
                     continue
                 log.warning("run %s lost its process (lease owner %s)", run.id, run.lease_owner)
                 if run.status == "cancelling":
-                    await end_run(session, run, "cancelled", int(now))
+                    await end_run(session, run, "cancelled", int(now), outbox)
                 else:
-                    await end_run(session, run, "failed", int(now), last_error=DIED)
+                    await end_run(session, run, "failed", int(now), outbox, last_error=DIED)
             await session.commit()
+        await outbox.publish()
 

@@ -1,16 +1,19 @@
 """Drives one turn of a run: queued -> in_progress -> requires_action | a terminal status.
 
-A turn reads the context, streams the model's answer, and writes the outcome in one commit:
-the assistant message with its message_creation step, a tool_calls step with the run's
-`required_action`, usage, and the status. Text stays in memory until that commit, so a process
-that dies mid-turn leaves nothing half-written; the executor's sweeper then fails the run.
+A turn reads the context, streams the model's answer and relays it to the run's stream as it
+comes (message and step snapshots, then text and tool-call deltas), and writes the outcome in
+one commit: the assistant message with its message_creation step, a tool_calls step with the
+run's `required_action`, usage, and the status. Text stays in memory until that commit, so a
+process that dies mid-turn leaves nothing half-written; the executor's sweeper then fails the
+run. A turn that is cancelled, fails or expires keeps what was streamed, marked incomplete.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistants_server.backends.chat import (
     BackendError,
     ChatBackend,
+    ChatEvent,
     Finish,
     TextDelta,
     ToolCallDelta,
@@ -27,32 +31,161 @@ from assistants_server.backends.chat import (
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.engine.context import Context, build_context
 from assistants_server.engine.tokens import count_text
+from assistants_server.events.bus import EventBus
+from assistants_server.events.outbox import Outbox
 from assistants_server.ids import new_id
 from assistants_server.runs.lifecycle import end_run, on_fresh_state
-from assistants_server.runs.states import transition_run
+from assistants_server.runs.states import RunStatus, transition_run
+
+log = logging.getLogger(__name__)
+FAULT = {"code": "server_error", "message": "The server had an error while processing this run."}
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
-@dataclass
-class Answer:
-    """What the model said in one turn."""
+class Turn:
+    """What the model says in one turn: relayed as it comes, written when the turn ends.
 
-    text: str = ""
-    calls: dict[int, dict[str, str]] = field(default_factory=dict)
-    finish: str | None = None
-    usage: Usage | None = None
+    The rows it builds (message, message_creation step, tool_calls step) stay out of any
+    session until the turn's outcome is written; their snapshots are what the stream shows.
+    """
 
-    def add(self, event: object) -> None:
+    def __init__(self, run: RunRow, bus: EventBus | None) -> None:
+        self.run_id, self.thread_id, self.assistant_id = run.id, run.thread_id, run.assistant_id
+        self.expires_at = run.expires_at
+        self.bus = bus
+        self.text = ""
+        self.calls: list[dict[str, str]] = []
+        self._slots: dict[int, int] = {}  # backend tool-call index -> our dense index
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+        self.message: MessageRow | None = None
+        self.message_step: RunStepRow | None = None
+        self.tool_step: RunStepRow | None = None
+        self.message_closed = False  # closed mid-turn, when tool calls began
+        self._message_live = False  # its created event reached the stream, so deltas may
+        self._tools_live = False
+
+    async def add(self, event: ChatEvent) -> None:
         if isinstance(event, TextDelta):
-            self.text += event.text
+            await self._text(event.text)
         elif isinstance(event, ToolCallDelta):
-            call = self.calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
-            call["id"] = call["id"] or event.id or ""
-            call["name"] = call["name"] or event.name or ""
-            call["arguments"] += event.arguments
+            await self._tool_call(event)
         elif isinstance(event, Finish):
             self.finish = event.reason
         elif isinstance(event, Usage):
             self.usage = event
+
+    async def _text(self, text: str) -> None:
+        # Models do not write text after tool calls in one answer; if one did, the message
+        # that was already completed on the stream stays as it was shown.
+        if not text or self.message_closed:
+            return
+        if self.message is None:
+            outbox = Outbox(self.bus)
+            self._open_message(int(time.time()), outbox)
+            self._message_live = bool(outbox.events)
+            await outbox.publish()
+        first = not self.text
+        self.text += text
+        if self._message_live and self.bus is not None:
+            part = {"index": 0, "type": "text", "text": {"value": text}}
+            if first:
+                part["text"]["annotations"] = []  # type: ignore[index]
+            await self.bus.publish(self.run_id, [("thread.message.delta", json.dumps({
+                "id": self.message.id, "object": "thread.message.delta",  # type: ignore[union-attr]
+                "delta": {"content": [part]}}, separators=(",", ":")))])
+
+    async def _tool_call(self, delta: ToolCallDelta) -> None:
+        outbox = Outbox(self.bus)
+        now = int(time.time())
+        if self.message is not None and not self.message_closed:
+            self.close_message(now, outbox)
+            self.message_closed = True
+        if self.tool_step is None:
+            self.tool_step = self._step("tool_calls", now, {"type": "tool_calls",
+                                                            "tool_calls": []})
+            outbox.step(self.tool_step, self.expires_at, "thread.run.step.created")
+            outbox.step(self.tool_step, self.expires_at, "thread.run.step.in_progress")
+            self._tools_live = bool(outbox.events)
+        slot = self._slots.get(delta.index)
+        if slot is None:
+            slot = self._slots[delta.index] = len(self.calls)
+            call = {"id": delta.id or new_id("call_"), "name": delta.name or "",
+                    "arguments": delta.arguments}
+            self.calls.append(call)
+            part: dict[str, Any] = {"index": slot, "id": call["id"], "type": "function",
+                                    "function": {"name": call["name"],
+                                                 "arguments": delta.arguments, "output": None}}
+        else:
+            # Only the new fragment: the SDK concatenates strings, so nothing is re-sent.
+            call = self.calls[slot]
+            function: dict[str, str] = {"arguments": delta.arguments}
+            if delta.name and not call["name"]:
+                call["name"] = function["name"] = delta.name
+            call["arguments"] += delta.arguments
+            part = {"index": slot, "type": "function", "function": function}
+        if self._tools_live:
+            outbox.add(self.run_id, "thread.run.step.delta", json.dumps({
+                "id": self.tool_step.id, "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [part]}}},
+                separators=(",", ":")))
+        await outbox.publish()
+
+    def _open_message(self, now: int, outbox: Outbox) -> None:
+        self.message = MessageRow(
+            id=new_id("msg_"), created_at=now, thread_id=self.thread_id, role="assistant",
+            content=[], status="in_progress", assistant_id=self.assistant_id,
+            run_id=self.run_id, attachments=[], metadata_={})
+        self.message_step = self._step("message_creation", now, {
+            "type": "message_creation", "message_creation": {"message_id": self.message.id}})
+        outbox.step(self.message_step, self.expires_at, "thread.run.step.created")
+        outbox.step(self.message_step, self.expires_at, "thread.run.step.in_progress")
+        outbox.message(self.message, "thread.message.created")
+        outbox.message(self.message, "thread.message.in_progress")
+
+    def _step(self, kind: str, now: int, details: dict[str, Any]) -> RunStepRow:
+        return RunStepRow(
+            id=new_id("step_"), created_at=now, run_id=self.run_id, thread_id=self.thread_id,
+            assistant_id=self.assistant_id, type=kind, status="in_progress",
+            step_details=details, usage=None, metadata_={})
+
+    def close_message(self, now: int, outbox: Outbox) -> None:
+        """The message and its step completed (the turn goes on with tool calls)."""
+        assert self.message is not None and self.message_step is not None
+        self.message.content = self._content()
+        self.message.status, self.message.completed_at = "completed", now
+        self.message_step.status, self.message_step.completed_at = "completed", now
+        self.message_step.usage = dict(NO_USAGE)
+        outbox.message(self.message)
+        outbox.step(self.message_step, self.expires_at)
+
+    def _content(self) -> list[dict[str, Any]]:
+        return [{"type": "text", "text": {"value": self.text, "annotations": []}}]
+
+    def rows(self, now: int, outbox: Outbox, *, answered: bool) -> list[Any]:
+        """The turn's rows as they stand, open ones in_progress for `end_run` to close.
+        `answered`: the model finished, so even an empty answer is a message."""
+        if self.message is None and answered and not self.calls:
+            self._open_message(now, outbox)
+        rows: list[Any] = []
+        if self.message is not None and self.message_step is not None:
+            if not self.message_closed:
+                self.message.content = self._content()
+                self.message.status, self.message.completed_at = "in_progress", None
+                self.message_step.status, self.message_step.completed_at = "in_progress", None
+            rows += [self.message, self.message_step]
+        if self.tool_step is not None:
+            self.tool_step.step_details = {"type": "tool_calls", "tool_calls": [
+                {**call, "function": {**call["function"], "output": None}}
+                for call in self.tool_calls()]}
+            self.tool_step.status = "in_progress"
+            rows.append(self.tool_step)
+        return rows
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [{"id": call["id"], "type": "function",
+                 "function": {"name": call["name"], "arguments": call["arguments"]}}
+                for call in self.calls]
 
 
 async def drive_run(
@@ -60,51 +193,63 @@ async def drive_run(
     backend: ChatBackend,
     run_id: str,
     context_window: int,
+    bus: EventBus | None = None,
 ) -> None:
-    begun = await on_fresh_state(lambda: _begin(sessionmaker, run_id, context_window))
+    begun = await on_fresh_state(lambda: _begin(sessionmaker, bus, run_id, context_window))
     if begun is None:
         return
-    context, deadline = begun
-    answer = Answer()
+    context, deadline, turn = begun
     try:
         async with asyncio.timeout(max(0.0, deadline - time.time())):
             async for event in backend.stream_chat(context.request):
-                answer.add(event)
+                await turn.add(event)
     except BackendError as exc:
         error = {"code": exc.code, "message": exc.message}
-        await on_fresh_state(lambda: _end(sessionmaker, run_id, "failed", error))
+        await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", error))
         return
     except TimeoutError:
-        await on_fresh_state(lambda: _end(sessionmaker, run_id, "expired", None))
+        await on_fresh_state(lambda: _end(sessionmaker, turn, "expired", None))
         return
     except asyncio.CancelledError:
-        await asyncio.shield(on_fresh_state(lambda: _end(sessionmaker, run_id, "cancelled", None)))
+        await asyncio.shield(on_fresh_state(lambda: _end(sessionmaker, turn, "cancelled", None)))
         raise
-    await on_fresh_state(lambda: _record(sessionmaker, run_id, context.prompt_tokens, answer))
+    except Exception:
+        # A fault of ours mid-answer: the stream gets the `error` event, the run fails.
+        log.exception("run %s failed unexpectedly while relaying the answer", run_id)
+        await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", FAULT, fault=True))
+        return
+    await on_fresh_state(lambda: _record(sessionmaker, turn, context.prompt_tokens))
 
 
 async def _begin(
-    sessionmaker: async_sessionmaker[AsyncSession], run_id: str, context_window: int
-) -> tuple[Context, float] | None:
+    sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus | None, run_id: str,
+    context_window: int,
+) -> tuple[Context, float, Turn] | None:
     """queued -> in_progress, and the context to send; None when there is nothing to do."""
+    outbox = Outbox(bus)
     async with sessionmaker() as session:
         run = await _load(session, run_id)
         if run is None or run.status not in ("queued", "cancelling"):
             return None
         now = int(time.time())
         if run.status == "cancelling":
-            await end_run(session, run, "cancelled", now)
+            await end_run(session, run, "cancelled", now, outbox)
             await session.commit()
+            await outbox.publish()
             return None
         transition_run(run, "in_progress", now)
+        outbox.run(run)
         completion_used = int((run.usage or {}).get("completion_tokens", 0))
         context = await build_context(session, run, context_window, completion_used)
         if not context.fits:
-            await end_run(session, run, "incomplete", now, incomplete_reason="max_prompt_tokens")
+            await end_run(session, run, "incomplete", now, outbox,
+                          incomplete_reason="max_prompt_tokens")
             await session.commit()
+            await outbox.publish()
             return None
         await session.commit()
-        return context, float(run.expires_at or now + 600)
+    await outbox.publish()
+    return context, float(run.expires_at or now + 600), Turn(run, bus)
 
 
 async def _load(session: AsyncSession, run_id: str) -> RunRow | None:
@@ -119,97 +264,74 @@ async def _driven(session: AsyncSession, run_id: str) -> RunRow | None:
 
 async def _end(
     sessionmaker: async_sessionmaker[AsyncSession],
-    run_id: str,
-    status: Any,
+    turn: Turn,
+    status: RunStatus,
     last_error: dict[str, str] | None,
+    *,
+    fault: bool = False,
 ) -> None:
+    """The turn stopped early: what was streamed is kept, marked incomplete with the run."""
+    outbox = Outbox(turn.bus)
+    if fault:
+        outbox.error(turn.run_id)
     async with sessionmaker() as session:
-        if (run := await _driven(session, run_id)) is None:
+        if (run := await _driven(session, turn.run_id)) is None:
             return
         now = int(time.time())
         if status == "cancelled" and run.status == "in_progress":
             transition_run(run, "cancelling", now)
-        await end_run(session, run, status, now, last_error=last_error)
+            outbox.run(run)
+        session.add_all(turn.rows(now, outbox, answered=False))
+        await end_run(session, run, status, now, outbox, last_error=last_error)
         await session.commit()
+    await outbox.publish()
 
 
 async def _record(
     sessionmaker: async_sessionmaker[AsyncSession],
-    run_id: str,
+    turn: Turn,
     prompt_estimate: int,
-    answer: Answer,
 ) -> None:
+    outbox = Outbox(turn.bus)
     async with sessionmaker() as session:
-        if (run := await _driven(session, run_id)) is None:
+        if (run := await _driven(session, turn.run_id)) is None:
             return
         now = int(time.time())
         if run.status == "cancelling":
-            await end_run(session, run, "cancelled", now)
+            session.add_all(turn.rows(now, outbox, answered=False))
+            await end_run(session, run, "cancelled", now, outbox)
             await session.commit()
+            await outbox.publish()
             return
-        usage = answer.usage or Usage(prompt_estimate, count_text(answer.text) + sum(
-            count_text(c["arguments"]) for c in answer.calls.values()))
+        usage = turn.usage or Usage(prompt_estimate, count_text(turn.text) + sum(
+            count_text(c["arguments"]) for c in turn.calls))
         step_usage = {"prompt_tokens": usage.prompt_tokens,
                       "completion_tokens": usage.completion_tokens,
                       "total_tokens": usage.total_tokens}
         _add_usage(run, step_usage)
-        truncated = answer.finish == "length" and run.max_completion_tokens is not None
-        if answer.text or not answer.calls:
-            _add_message(session, run, answer.text, now, step_usage, finished=not truncated)
-            step_usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        if answer.calls:
-            _require_action(session, run, answer, now, step_usage)
-        elif truncated:
-            await end_run(session, run, "incomplete", now,
-                          incomplete_reason="max_completion_tokens")
+        session.add_all(turn.rows(now, outbox, answered=True))
+        if turn.calls:
+            assert turn.tool_step is not None
+            turn.tool_step.usage = step_usage
+            if turn.message is not None and not turn.message_closed:
+                turn.close_message(now, outbox)
+            run.required_action = {"type": "submit_tool_outputs",
+                                   "submit_tool_outputs": {"tool_calls": turn.tool_calls()}}
+            transition_run(run, "requires_action", now)
+            outbox.run(run)
         else:
-            await end_run(session, run, "completed", now)
+            assert turn.message_step is not None
+            turn.message_step.usage = step_usage
+            truncated = turn.finish == "length" and run.max_completion_tokens is not None
+            if truncated:
+                await end_run(session, run, "incomplete", now, outbox,
+                              incomplete_reason="max_completion_tokens")
+            else:
+                await end_run(session, run, "completed", now, outbox)
         await session.commit()
+    await outbox.publish()
 
 
 def _add_usage(run: RunRow, usage: dict[str, int]) -> None:
-    total = dict(run.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    total = dict(run.usage or NO_USAGE)
     run.usage = {key: total.get(key, 0) + value for key, value in usage.items()}
-
-
-def _add_message(
-    session: AsyncSession, run: RunRow, text: str, now: int, usage: dict[str, int],
-    *, finished: bool,
-) -> None:
-    """The assistant's message; an unfinished one stays in_progress for `end_run` to mark
-    incomplete with the run."""
-    message = MessageRow(
-        id=new_id("msg_"), created_at=now, thread_id=run.thread_id, role="assistant",
-        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
-        status="completed" if finished else "in_progress",
-        completed_at=now if finished else None, assistant_id=run.assistant_id, run_id=run.id,
-        attachments=[], metadata_={},
-    )
-    session.add(message)
-    session.add(_step(run, "message_creation", now, usage,
-                      {"type": "message_creation",
-                       "message_creation": {"message_id": message.id}}))
-
-
-def _require_action(
-    session: AsyncSession, run: RunRow, answer: Answer, now: int, usage: dict[str, int]
-) -> None:
-    calls: list[dict[str, Any]] = [{"id": call["id"] or new_id("call_"), "type": "function",
-              "function": {"name": call["name"], "arguments": call["arguments"]}}
-             for _, call in sorted(answer.calls.items())]
-    session.add(_step(run, "tool_calls", now, usage, {"type": "tool_calls", "tool_calls": [
-        {**call, "function": {**call["function"], "output": None}} for call in calls]}))
-    run.required_action = {"type": "submit_tool_outputs",
-                           "submit_tool_outputs": {"tool_calls": calls}}
-    transition_run(run, "requires_action", now)
-
-
-def _step(
-    run: RunRow, kind: str, now: int, usage: dict[str, int], details: dict[str, Any]
-) -> RunStepRow:
-    status = "in_progress" if kind == "tool_calls" else "completed"
-    return RunStepRow(
-        id=new_id("step_"), created_at=now, run_id=run.id, thread_id=run.thread_id,
-        assistant_id=run.assistant_id, type=kind, status=status, step_details=details,
-        completed_at=now if status == "completed" else None, usage=usage, metadata_={},
-    )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
+from assistants_server.events.outbox import Outbox
 from assistants_server.runs.states import RunStatus, StepStatus, transition_run, transition_step
 
 T = TypeVar("T")
@@ -30,13 +31,13 @@ async def end_run(
     run: RunRow,
     status: RunStatus,
     now: int,
+    outbox: Outbox,
     *,
     last_error: dict[str, Any] | None = None,
     incomplete_reason: str | None = None,
-) -> list[str]:
-    """Close the run's open message and steps, then move the run to `status`. Returns the
-    events, in the order a stream would carry them."""
-    events: list[str] = []
+) -> None:
+    """Close the run's open message and steps, then move the run to `status`; the events go to
+    `outbox` in the order a stream carries them (message, steps, run)."""
     reason = _MESSAGE_REASON.get(status)
     await session.flush()  # rows added in this unit of work must be visible to the queries
     messages = await session.scalars(select(MessageRow).where(
@@ -44,24 +45,24 @@ async def end_run(
     for message in messages:
         if status == "completed":
             message.status, message.completed_at = "completed", now
-            events.append("thread.message.completed")
         else:
             message.status, message.incomplete_at = "incomplete", now
             message.incomplete_details = {"reason": reason}
-            events.append("thread.message.incomplete")
+        outbox.message(message)
     steps = await session.scalars(select(RunStepRow).where(
         RunStepRow.run_id == run.id, RunStepRow.status == "in_progress"))
     for step in steps:
         if status == "failed" and last_error is not None:
             step.last_error = last_error
-        events.append(transition_step(step, _STEP_END[status], now))
+        transition_step(step, _STEP_END[status], now)
+        outbox.step(step, run.expires_at)
     if last_error is not None:
         run.last_error = last_error
     if incomplete_reason is not None:
         run.incomplete_details = {"reason": incomplete_reason}
-    events.append(transition_run(run, status, now))
+    transition_run(run, status, now)
+    outbox.run(run)
     await session.flush()
-    return events
 
 
 async def on_fresh_state(

@@ -1,15 +1,26 @@
 """HTTP endpoints of runs and run steps, and of create-thread-and-run (`POST /v1/threads/runs`).
 
-Writes commit when the endpoint returns; the executor is woken by a background task, which
-runs after the commit, so it always finds the run it is told about.
+A write commits, then publishes its events, then sets the run going (the local executor is
+woken, or adopts a streamed run), so the executor always finds the run it is told about and a
+stream always starts with the events of the request that opened it. `stream: true` answers
+with the run's event stream (events/sse.py); validation errors come before it, as plain JSON.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import SessionDep, SettingsDep
+from assistants_server.api.errors import InvalidRequestError
 from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
+from assistants_server.config import Settings
+from assistants_server.db.models import RunRow, ThreadRow
+from assistants_server.events.bus import EventBus
+from assistants_server.events.outbox import Outbox
+from assistants_server.events.sse import event_stream
 from assistants_server.runs import service
 from assistants_server.runs.schemas import (
     CreateRunRequest,
@@ -19,39 +30,85 @@ from assistants_server.runs.schemas import (
     RunStep,
     SubmitToolOutputsRequest,
 )
+from assistants_server.runs.service import Lease
 
 router = APIRouter(tags=["runs"])
 RUNS = "/v1/threads/{thread_id}/runs"
 
 
-def _wake(request: Request, tasks: BackgroundTasks) -> None:
-    executor = getattr(request.app.state, "executor", None)
+def _bus(request: Request) -> EventBus:
+    bus: EventBus = request.app.state.bus
+    return bus
+
+
+def _lease(request: Request, settings: Settings, stream: bool | None) -> Lease | None:
+    """A streamed run is driven by the process that serves its stream."""
+    if not stream:
+        return None
+    executor = request.app.state.executor
+    if executor is None:
+        raise InvalidRequestError(
+            "This server process does not drive runs (ASSISTANTS_EXECUTOR_ENABLED=false), so "
+            "it cannot stream them. Send streaming requests to a process with the executor "
+            "enabled, or omit 'stream' and poll the run.", param="stream")
+    return Lease(executor.owner, settings.lease_seconds)
+
+
+async def _respond(
+    request: Request, session: AsyncSession, settings: Settings, run: RunRow,
+    lease: Lease | None, outbox: Outbox, after: int = 0,
+) -> Any:
+    """Commit, publish what the request changed, set the run going; then the run, or its
+    event stream from `after`."""
+    await session.commit()
+    await outbox.publish()
+    executor = request.app.state.executor
     if executor is not None:
-        tasks.add_task(executor.notify)
+        if lease is not None:
+            executor.adopt(run.id)
+        else:
+            await executor.notify()
+    if lease is None:
+        return Run.from_row(run)
+    return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
 
 
 def _poll_hint(response: Response, settings: SettingsDep) -> None:
     response.headers["openai-poll-after-ms"] = str(settings.poll_after_ms)
 
 
-@router.post(RUNS)
+def _started(bus: EventBus, run: RunRow, thread: ThreadRow | None = None) -> Outbox:
+    outbox = Outbox(bus)
+    if thread is not None:
+        outbox.thread(run.id, thread)
+    outbox.run(run, "thread.run.created")
+    outbox.run(run)
+    return outbox
+
+
+@router.post(RUNS, response_model=Run)
 async def create_run(
     thread_id: str, body: CreateRunRequest, session: SessionDep, settings: SettingsDep,
-    request: Request, tasks: BackgroundTasks,
-) -> Run:
-    run = await service.create_run(session, thread_id, body, settings.models)
-    _wake(request, tasks)
-    return Run.from_row(run)
+    request: Request,
+) -> Any:
+    lease = _lease(request, settings, body.stream)
+    run = await service.create_run(session, thread_id, body, settings.models, lease)
+    if lease is not None:
+        _bus(request).watch(run.id)
+    return await _respond(request, session, settings, run, lease, _started(_bus(request), run))
 
 
-@router.post("/v1/threads/runs")
+@router.post("/v1/threads/runs", response_model=Run)
 async def create_thread_and_run(
     body: CreateThreadAndRunRequest, session: SessionDep, settings: SettingsDep,
-    request: Request, tasks: BackgroundTasks,
-) -> Run:
-    run = await service.create_thread_and_run(session, body, settings.models)
-    _wake(request, tasks)
-    return Run.from_row(run)
+    request: Request,
+) -> Any:
+    lease = _lease(request, settings, body.stream)
+    thread, run = await service.create_thread_and_run(session, body, settings.models, lease)
+    if lease is not None:
+        _bus(request).watch(run.id)
+    outbox = _started(_bus(request), run, thread)
+    return await _respond(request, session, settings, run, lease, outbox)
 
 
 @router.get(RUNS)
@@ -76,23 +133,61 @@ async def modify_run(
     return Run.from_row(await service.modify_run(session, thread_id, run_id, body))
 
 
-@router.post(RUNS + "/{run_id}/cancel")
+@router.post(RUNS + "/{run_id}/cancel", response_model=Run)
 async def cancel_run(
-    thread_id: str, run_id: str, session: SessionDep, request: Request, tasks: BackgroundTasks
-) -> Run:
-    run = await service.cancel_run(session, thread_id, run_id)
-    _wake(request, tasks)
-    return Run.from_row(run)
+    thread_id: str, run_id: str, session: SessionDep, settings: SettingsDep, request: Request
+) -> Any:
+    outbox = Outbox(_bus(request))
+    run = await service.cancel_run(session, thread_id, run_id, outbox)
+    return await _respond(request, session, settings, run, None, outbox)
 
 
-@router.post(RUNS + "/{run_id}/submit_tool_outputs")
+@router.post(RUNS + "/{run_id}/submit_tool_outputs", response_model=Run)
 async def submit_tool_outputs(
     thread_id: str, run_id: str, body: SubmitToolOutputsRequest, session: SessionDep,
-    request: Request, tasks: BackgroundTasks,
-) -> Run:
-    run = await service.submit_tool_outputs(session, thread_id, run_id, body)
-    _wake(request, tasks)
-    return Run.from_row(run)
+    settings: SettingsDep, request: Request,
+) -> Any:
+    """With `stream`, the stream continues the run: it starts after the events streamed so
+    far (the tool_calls step completing, then the run queued again)."""
+    lease = _lease(request, settings, body.stream)
+    bus = _bus(request)
+    watched_here = lease is not None and bus.watch(run_id)
+    after = bus.last_seq(run_id)
+    outbox = Outbox(bus)
+    try:
+        run = await service.submit_tool_outputs(session, thread_id, run_id, body, outbox, lease)
+    except BaseException:
+        if watched_here:
+            bus.forget(run_id)
+        raise
+    return await _respond(request, session, settings, run, lease, outbox, after)
+
+
+@router.get(RUNS + "/{run_id}/events")
+async def run_events(
+    thread_id: str, run_id: str, session: SessionDep, settings: SettingsDep, request: Request,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Any:
+    """The run's event stream, from after `Last-Event-ID` (or `after`) to the next `done`:
+    a client whose connection dropped gets the rest of what it was streaming. A run nobody
+    was streaming starts with its current state."""
+    position = after or 0
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InvalidRequestError(
+                f"Invalid 'Last-Event-ID' header: '{last_event_id}'. Send the `id:` of the "
+                "last event received, a whole number.", param="Last-Event-ID")
+        position = int(last_event_id)
+    run = await service.get_run(session, thread_id, run_id)
+    bus = _bus(request)
+    if bus.watch(run.id) or position > bus.last_seq(run.id):
+        # Not logged here (never streamed, or logged before a restart): where it stands now.
+        position = bus.last_seq(run.id)
+        outbox = Outbox(bus)
+        outbox.run(run)
+        await outbox.publish()
+    return event_stream(bus, run.id, position, settings.stream_keepalive_seconds)
 
 
 @router.get(RUNS + "/{run_id}/steps")

@@ -4,7 +4,8 @@ router wakes the executor once the commit is done."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +15,7 @@ from assistants_server.api.errors import InvalidRequestError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.assistants.service import check_model, get_assistant
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
+from assistants_server.events.outbox import Outbox
 from assistants_server.ids import check_id, new_id
 from assistants_server.messages.service import add_messages, create_thread_with_messages
 from assistants_server.runs.lifecycle import end_run, on_fresh_state
@@ -43,8 +45,21 @@ async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
     return await session.scalar(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
 
 
+class Lease(NamedTuple):
+    """Who drives a run from the start: the process that streams it, so that its events are
+    produced where its stream is served."""
+
+    owner: str
+    seconds: float
+
+    def grant(self, run: RunRow) -> None:
+        run.lease_owner = self.owner
+        run.lease_expires_at = time.time() + self.seconds
+
+
 async def create_run(
-    session: AsyncSession, thread_id: str, body: CreateRunRequest, accepted: Sequence[str]
+    session: AsyncSession, thread_id: str, body: CreateRunRequest, accepted: Sequence[str],
+    lease: Lease | None = None,
 ) -> RunRow:
     thread = await get_thread(session, thread_id)
     assistant = await get_assistant(session, body.assistant_id)
@@ -56,18 +71,20 @@ async def create_run(
     if body.additional_instructions:
         instructions = f"{instructions}\n\n{body.additional_instructions}".lstrip("\n")
     return await _insert_run(session, thread, assistant, body, instructions, accepted,
-                             reasoning_effort=body.reasoning_effort)
+                             reasoning_effort=body.reasoning_effort, lease=lease)
 
 
 async def create_thread_and_run(
-    session: AsyncSession, body: CreateThreadAndRunRequest, accepted: Sequence[str]
-) -> RunRow:
+    session: AsyncSession, body: CreateThreadAndRunRequest, accepted: Sequence[str],
+    lease: Lease | None = None,
+) -> tuple[ThreadRow, RunRow]:
     assistant = await get_assistant(session, body.assistant_id)
     thread = await create_thread_with_messages(session, body.thread or CreateThreadRequest())
     resources = (dump_tool_resources(body.tool_resources) if body.tool_resources is not None
                  else None)
-    return await _insert_run(session, thread, assistant, body, _instructions(body, assistant),
-                             accepted, tool_resources=resources)
+    run = await _insert_run(session, thread, assistant, body, _instructions(body, assistant),
+                            accepted, tool_resources=resources, lease=lease)
+    return thread, run
 
 
 def _instructions(body: RunOptions, assistant: AssistantRow) -> str:
@@ -85,6 +102,7 @@ async def _insert_run(
     *,
     reasoning_effort: str | None = None,
     tool_resources: dict[str, object] | None = None,
+    lease: Lease | None = None,
 ) -> RunRow:
     """A queued run snapshotting the assistant's configuration under the request's overrides.
     The unique index on `active_thread_id` refuses a second active run, however they race."""
@@ -111,6 +129,8 @@ async def _insert_run(
         parallel_tool_calls=body.parallel_tool_calls,
         reasoning_effort=reasoning_effort or assistant.reasoning_effort,
     )
+    if lease is not None:
+        lease.grant(run)
     try:
         async with session.begin_nested():
             session.add(run)
@@ -160,12 +180,25 @@ async def modify_run(
     return run
 
 
-async def cancel_run(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
-    # The request has written nothing else yet, so rolling back only drops the stale read.
-    return await on_fresh_state(lambda: _cancel(session, thread_id, run_id), session.rollback)
+async def cancel_run(
+    session: AsyncSession, thread_id: str, run_id: str, outbox: Outbox
+) -> RunRow:
+    return await on_fresh_state(lambda: _cancel(session, thread_id, run_id, outbox),
+                                _discard(session, outbox))
 
 
-async def _cancel(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
+def _discard(session: AsyncSession, outbox: Outbox) -> Callable[[], Awaitable[None]]:
+    """The reset of a retried change: the request has written nothing else yet, so rolling
+    back only drops the stale read, and the events of the failed attempt go with it."""
+
+    async def reset() -> None:
+        await session.rollback()
+        outbox.clear()
+
+    return reset
+
+
+async def _cancel(session: AsyncSession, thread_id: str, run_id: str, outbox: Outbox) -> RunRow:
     """Queued and waiting runs are cancelled at once; a run being worked on goes to
     `cancelling` and its worker finishes the cancellation."""
     run = await get_run(session, thread_id, run_id)
@@ -174,21 +207,25 @@ async def _cancel(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
     now = int(time.time())
     if run.status == "in_progress":
         transition_run(run, "cancelling", now)
+        outbox.run(run)
     else:
-        await end_run(session, run, "cancelled", now)
+        await end_run(session, run, "cancelled", now, outbox)
     await session.flush()
     return run
 
 
 async def submit_tool_outputs(
-    session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
+    session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest,
+    outbox: Outbox, lease: Lease | None = None,
 ) -> RunRow:
-    return await on_fresh_state(lambda: _submit(session, thread_id, run_id, body),
-                                session.rollback)
+    return await on_fresh_state(
+        lambda: _submit(session, thread_id, run_id, body, outbox, lease),
+        _discard(session, outbox))
 
 
 async def _submit(
-    session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
+    session: AsyncSession, thread_id: str, run_id: str, body: SubmitToolOutputsRequest,
+    outbox: Outbox, lease: Lease | None,
 ) -> RunRow:
     run = await get_run(session, thread_id, run_id)
     if run.status != "requires_action" or run.required_action is None:
@@ -216,10 +253,14 @@ async def _submit(
             if call.get("type") == "function" else call
             for call in step.step_details["tool_calls"]]}
         transition_step(step, "completed", now)
+        outbox.step(step, run.expires_at)
     try:
         transition_run(run, "queued", now)
     except TransitionError as exc:  # pragma: no cover - guarded by the status check above
         raise InvalidRequestError(str(exc)) from exc
+    if lease is not None:
+        lease.grant(run)
+    outbox.run(run)
     await session.flush()
     return run
 

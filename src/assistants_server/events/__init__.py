@@ -1,0 +1,1 @@
+"""Run events: what a run does, as the ordered event log that streams are served from."""

@@ -1,0 +1,38 @@
+"""Server-Sent Events responses served from a run's event log (WIRE.md §7.1).
+
+Each frame carries `id:` (its sequence number in the run's log), `event:` and one line of
+compact JSON `data:`; frames that are ready together go out in one write. Idle streams get
+`: ping` comments. A stream always ends with `event: done` / `data: [DONE]`, then closes; a
+client that disconnects ends only its own subscription, never the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from sse_starlette.sse import EventSourceResponse
+
+from assistants_server.events.bus import DONE, Event, EventBus
+
+DONE_FRAME = b"event: done\ndata: [DONE]\n\n"
+
+
+def encode(events: list[Event]) -> bytes:
+    return "".join(f"id: {e.seq}\nevent: {e.name}\ndata: {e.data}\n\n"
+                   for e in events).encode()
+
+
+def event_stream(
+    bus: EventBus, run_id: str, after: int, keepalive_seconds: float
+) -> EventSourceResponse:
+    async def frames() -> AsyncIterator[bytes]:
+        done = False
+        async for batch in bus.subscribe(run_id, after):
+            done = batch[-1].name == DONE
+            yield encode(batch)
+        if not done:  # the run ended before `after`, or is not logged here
+            yield DONE_FRAME
+
+    return EventSourceResponse(frames(), ping=keepalive_seconds, sep="\n",
+                               headers={"Cache-Control": "no-cache",
+                                        "X-Accel-Buffering": "no"})
