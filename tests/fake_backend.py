@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,21 @@ async def _stream(reply: Reply) -> AsyncIterator[str]:
     yield "data: [DONE]\n\n"
 
 
-def create_fake_backend(models: list[str] | None = None, api_key: str | None = None) -> FastAPI:
+def create_configured_backend() -> FastAPI:
+    """The fake for benchmarks, in its own process: every reply is the same, set by
+    FAKE_REPLY_CHARS (a text that long), FAKE_CHUNK_CHARS and FAKE_HANG_SECONDS (a pause
+    after the first chunk)."""
+    chars = int(os.environ.get("FAKE_REPLY_CHARS", "0"))
+    words = ("lorem ipsum dolor sit amet " * (chars // 27 + 1))[:chars]
+    default = Reply(text=words or "Hello!",
+                    chunk_chars=int(os.environ.get("FAKE_CHUNK_CHARS", "4")),
+                    hang_seconds=float(os.environ.get("FAKE_HANG_SECONDS", "0")))
+    return create_fake_backend(default=default)
+
+
+def create_fake_backend(
+    models: list[str] | None = None, api_key: str | None = None, default: Reply | None = None
+) -> FastAPI:
     app = FastAPI()
     app.state.requests = []
     app.state.bodies = []
@@ -99,7 +114,8 @@ def create_fake_backend(models: list[str] | None = None, api_key: str | None = N
             return refusal
         app.state.bodies.append(await request.json())
         app.state.peers.append(request.client)
-        reply: Reply = app.state.script.pop(0) if app.state.script else Reply(text="Hello!")
+        reply: Reply = (app.state.script.pop(0) if app.state.script
+                        else default or Reply(text="Hello!"))
         if reply.status != 200:
             return JSONResponse({"error": {"message": f"fake failure {reply.status}"}},
                                 status_code=reply.status, headers=reply.headers)

@@ -37,7 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.started_at = int(time.time())
         app.state.bus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
-        async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds) as http:
+        # Room for every run the executor drives at once, each streaming from the backend.
+        limits = httpx.Limits(max_connections=settings.executor_concurrency + 16,
+                              max_keepalive_connections=settings.executor_concurrency)
+        async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds,
+                                     limits=limits) as http:
             app.state.http = http
             executor = None
             if settings.executor_enabled:

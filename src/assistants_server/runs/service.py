@@ -63,9 +63,11 @@ async def create_run(
 ) -> RunRow:
     thread = await get_thread(session, thread_id)
     assistant = await get_assistant(session, body.assistant_id)
-    if (active := await active_run_id(session, thread_id)) is not None:
-        raise _already_active(thread_id, active)
     if body.additional_messages:
+        # The insert below refuses a second active run too; asked first, the error names the
+        # run rather than the messages.
+        if (active := await active_run_id(session, thread_id)) is not None:
+            raise _already_active(thread_id, active)
         await add_messages(session, thread, body.additional_messages)
     instructions = _instructions(body, assistant)
     if body.additional_instructions:
@@ -131,13 +133,14 @@ async def _insert_run(
     )
     if lease is not None:
         lease.grant(run)
+    session.add(run)
     try:
-        async with session.begin_nested():
-            session.add(run)
-            await session.flush()
+        await session.flush()
     except IntegrityError:
-        active = await active_run_id(session, thread.id)
-        raise _already_active(thread.id, active or "(just finished)") from None
+        # Nothing of this request is kept: roll back, then name the run that holds the thread.
+        await session.rollback()
+        active = await active_run_id(session, run.thread_id)
+        raise _already_active(run.thread_id, active or "(just finished)") from None
     return run
 
 
