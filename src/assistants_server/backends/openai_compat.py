@@ -106,22 +106,35 @@ async def _status_error(response: httpx.Response, model: str) -> BackendError:
     return BackendError("invalid_prompt", said)
 
 
+async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's lines, split on bytes: a chunk per token makes httpx's text decoding and
+    line splitting the largest cost of relaying, and every line we need is ASCII-framed."""
+    pending = b""
+    async for raw in response.aiter_raw():
+        lines = (pending + raw).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
+
+
 async def _events(response: httpx.Response) -> AsyncIterator[ChatEvent]:
     """Parse the SSE body: `data: {chunk}` lines until `data: [DONE]`."""
     done = False
-    async for line in response.aiter_lines():
+    async for line in _lines(response):
         # After [DONE], read the body to its end so httpx can pool the connection again.
-        if done or not line.startswith("data:"):
+        if done or not line.startswith(b"data:"):
             continue
         data = line[5:].strip()
-        if data == "[DONE]":
+        if data == b"[DONE]":
             done = True
             continue
         try:
             chunk = json.loads(data)
         except ValueError as exc:
             raise BackendError("server_error", "The model backend sent a stream chunk that is "
-                               f"not JSON: {data[:200]!r}") from exc
+                               f"not JSON: {data[:200].decode(errors='replace')!r}") from exc
         if isinstance(chunk, dict) and "error" in chunk:
             message = str((chunk.get("error") or {}).get("message", chunk["error"]))
             raise BackendError("server_error", f"The model backend failed mid-stream: {message}")
