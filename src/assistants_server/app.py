@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from assistants_server.backends.openai_compat import OpenAICompatibleBackend
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.engine.executor import Executor
+from assistants_server.engine.tokens import count_text
 from assistants_server.events.bus import LocalEventBus
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if settings.backend_base_url:
                     backend = OpenAICompatibleBackend(
                         http, settings.backend_base_url, settings.backend_api_key)
+                # Load the tokenizer now rather than in the first run's way.
+                await asyncio.to_thread(count_text, "")
                 executor = Executor(
                     app.state.sessionmaker, backend,
                     concurrency=settings.executor_concurrency,

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -183,6 +184,12 @@ class Turn:
             rows.append(self.tool_step)
         return rows
 
+    @staticmethod
+    def still_open(rows: list[Any]) -> tuple[list[MessageRow], list[RunStepRow]]:
+        """What `end_run` closes, among the rows of `rows()`."""
+        return ([r for r in rows if isinstance(r, MessageRow) and r.status == "in_progress"],
+                [r for r in rows if isinstance(r, RunStepRow) and r.status == "in_progress"])
+
     def tool_calls(self) -> list[dict[str, Any]]:
         return [{"id": call["id"], "type": "function",
                  "function": {"name": call["name"], "arguments": call["arguments"]}}
@@ -196,13 +203,14 @@ async def drive_run(
     context_window: int,
     bus: EventBus | None = None,
 ) -> None:
-    begun = await on_fresh_state(lambda: _begin(sessionmaker, bus, run_id, context_window))
+    begun = await on_fresh_state(
+        lambda: _begin(sessionmaker, backend, bus, run_id, context_window))
     if begun is None:
         return
-    context, deadline, turn = begun
+    context, deadline, turn, answer = begun
     try:
         async with asyncio.timeout(max(0.0, deadline - time.time())):
-            async for event in backend.stream_chat(context.request):
+            async for event in answer:
                 await turn.add(event)
     except BackendError as exc:
         error = {"code": exc.code, "message": exc.message}
@@ -212,6 +220,7 @@ async def drive_run(
         await on_fresh_state(lambda: _end(sessionmaker, turn, "expired", None))
         return
     except asyncio.CancelledError:
+        answer.cancel()
         await asyncio.shield(on_fresh_state(lambda: _end(sessionmaker, turn, "cancelled", None)))
         raise
     except Exception:
@@ -222,11 +231,32 @@ async def drive_run(
     await on_fresh_state(lambda: _record(sessionmaker, turn, context.prompt_tokens))
 
 
+class Prefetched:
+    """The model's answer, asked for at once: its first event is awaited in a task of its own,
+    so the backend works on it while the run's `in_progress` is committed."""
+
+    def __init__(self, stream: AsyncIterator[ChatEvent]) -> None:
+        self._stream = stream
+        self._first: asyncio.Task[ChatEvent] = asyncio.ensure_future(anext(stream))
+
+    def cancel(self) -> None:
+        self._first.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[ChatEvent]:
+        try:
+            yield await self._first
+        except StopAsyncIteration:
+            return
+        async for event in self._stream:
+            yield event
+
+
 async def _begin(
-    sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus | None, run_id: str,
-    context_window: int,
-) -> tuple[Context, float, Turn] | None:
-    """queued -> in_progress, and the context to send; None when there is nothing to do."""
+    sessionmaker: async_sessionmaker[AsyncSession], backend: ChatBackend,
+    bus: EventBus | None, run_id: str, context_window: int,
+) -> tuple[Context, float, Turn, Prefetched] | None:
+    """queued -> in_progress, with the model's answer already requested; None when there is
+    nothing to do."""
     outbox = Outbox(bus)
     async with sessionmaker() as session:
         run = await _load(session, run_id)
@@ -248,9 +278,14 @@ async def _begin(
             await session.commit()
             await outbox.publish()
             return None
-        await session.commit()
+        answer = Prefetched(backend.stream_chat(context.request))
+        try:
+            await session.commit()
+        except BaseException:
+            answer.cancel()
+            raise
     await outbox.publish()
-    return context, float(run.expires_at or now + 600), Turn(run, bus)
+    return context, float(run.expires_at or now + 600), Turn(run, bus), answer
 
 
 async def _load(session: AsyncSession, run_id: str) -> RunRow | None:
@@ -282,8 +317,10 @@ async def _end(
         if status == "cancelled" and run.status == "in_progress":
             transition_run(run, "cancelling", now)
             outbox.run(run)
-        session.add_all(turn.rows(now, outbox, answered=False))
-        await end_run(session, run, status, now, outbox, last_error=last_error)
+        rows = turn.rows(now, outbox, answered=False)
+        session.add_all(rows)
+        await end_run(session, run, status, now, outbox, last_error=last_error,
+                      open_rows=turn.still_open(rows))
         await session.commit()
     await outbox.publish()
 
@@ -299,8 +336,10 @@ async def _record(
             return
         now = int(time.time())
         if run.status == "cancelling":
-            session.add_all(turn.rows(now, outbox, answered=False))
-            await end_run(session, run, "cancelled", now, outbox)
+            rows = turn.rows(now, outbox, answered=False)
+            session.add_all(rows)
+            await end_run(session, run, "cancelled", now, outbox,
+                          open_rows=turn.still_open(rows))
             await session.commit()
             await outbox.publish()
             return
@@ -310,7 +349,8 @@ async def _record(
                       "completion_tokens": usage.completion_tokens,
                       "total_tokens": usage.total_tokens}
         _add_usage(run, step_usage)
-        session.add_all(turn.rows(now, outbox, answered=True))
+        rows = turn.rows(now, outbox, answered=True)
+        session.add_all(rows)
         if turn.calls:
             assert turn.tool_step is not None
             turn.tool_step.usage = step_usage
@@ -324,11 +364,9 @@ async def _record(
             assert turn.message_step is not None
             turn.message_step.usage = step_usage
             truncated = turn.finish == "length" and run.max_completion_tokens is not None
-            if truncated:
-                await end_run(session, run, "incomplete", now, outbox,
-                              incomplete_reason="max_completion_tokens")
-            else:
-                await end_run(session, run, "completed", now, outbox)
+            await end_run(session, run, "incomplete" if truncated else "completed", now, outbox,
+                          incomplete_reason="max_completion_tokens" if truncated else None,
+                          open_rows=turn.still_open(rows))
         await session.commit()
     await outbox.publish()
 

@@ -35,13 +35,19 @@ async def end_run(
     *,
     last_error: dict[str, Any] | None = None,
     incomplete_reason: str | None = None,
+    open_rows: tuple[list[MessageRow], list[RunStepRow]] | None = None,
 ) -> None:
     """Close the run's open message and steps, then move the run to `status`; the events go to
-    `outbox` in the order a stream carries them (message, steps, run)."""
+    `outbox` in the order a stream carries them (message, steps, run). `open_rows`: the
+    caller knows them (the runner built them), so they need not be looked up."""
     reason = _MESSAGE_REASON.get(status)
-    await session.flush()  # rows added in this unit of work must be visible to the queries
-    messages = await session.scalars(select(MessageRow).where(
-        MessageRow.run_id == run.id, MessageRow.status == "in_progress"))
+    if open_rows is None:
+        await session.flush()  # rows added in this unit of work must be visible to the queries
+        open_rows = (list(await session.scalars(select(MessageRow).where(
+            MessageRow.run_id == run.id, MessageRow.status == "in_progress"))),
+            list(await session.scalars(select(RunStepRow).where(
+                RunStepRow.run_id == run.id, RunStepRow.status == "in_progress"))))
+    messages, steps = open_rows
     for message in messages:
         if status == "completed":
             message.status, message.completed_at = "completed", now
@@ -49,8 +55,6 @@ async def end_run(
             message.status, message.incomplete_at = "incomplete", now
             message.incomplete_details = {"reason": reason}
         outbox.message(message)
-    steps = await session.scalars(select(RunStepRow).where(
-        RunStepRow.run_id == run.id, RunStepRow.status == "in_progress"))
     for step in steps:
         if status == "failed" and last_error is not None:
             step.last_error = last_error
@@ -62,7 +66,6 @@ async def end_run(
         run.incomplete_details = {"reason": incomplete_reason}
     transition_run(run, status, now)
     outbox.run(run)
-    await session.flush()
 
 
 async def on_fresh_state(
