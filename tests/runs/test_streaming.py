@@ -241,7 +241,9 @@ def test_errors_before_the_stream_are_plain_json(sdk: Any, script: list[Any]) ->
                                      stream=True)
 
 
-def test_two_hundred_concurrent_streams(sdk: Any, script: list[Any]) -> None:
+def test_two_hundred_concurrent_streams(
+    sdk: Any, script: list[Any], sent: list[dict[str, Any]]
+) -> None:
     assistant = sdk.beta.assistants.create(model="fake-model")
     threads = [sdk.beta.threads.create(messages=[{"role": "user", "content": f"n{i}"}])
                for i in range(200)]
@@ -268,6 +270,7 @@ def test_two_hundred_concurrent_streams(sdk: Any, script: list[Any]) -> None:
     assert len(results) == 200
     assert {event for event, _ in results.values()} == {"thread.run.completed"}
     texts = sorted(text for _, text in results.values())
+    assert len(sent) == 200, "each run asks the model once"
     assert texts == sorted(f"answer number {i}" for i in range(200))
     for thread in threads[:5]:
         stored = sdk.beta.threads.messages.list(thread.id).data[0].content[0].text.value

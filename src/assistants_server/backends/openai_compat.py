@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,6 +28,8 @@ from assistants_server.backends.chat import (
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class OpenAICompatibleBackend:
@@ -68,10 +71,12 @@ class OpenAICompatibleBackend:
                 if last or relayed:
                     raise BackendError("server_error", f"The model backend at {self.url} "
                                        f"timed out ({type(exc).__name__}).") from exc
+                log.warning("model backend timed out (%r); retrying", exc)
             except httpx.TransportError as exc:
                 if last or relayed:
                     raise BackendError("server_error", f"The model backend at {self.url} "
                                        f"could not be reached ({exc!r}).") from exc
+                log.warning("model backend could not be reached (%r); retrying", exc)
             await asyncio.sleep(self._delay(attempt, None))
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:

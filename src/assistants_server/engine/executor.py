@@ -100,9 +100,12 @@ class Executor:
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
             self._wakeup.clear()
 
+    def has_room(self) -> bool:
+        return len(self.tasks) + len(self.adopted) < self.concurrency
+
     def adopt(self, run_id: str) -> None:
-        """Drive a run this process leased when it was queued (its stream is served here):
-        now if there is room, else before any other claim."""
+        """Drive a run this process leased when it was queued: now if there is room, else
+        before any other claim."""
         if len(self.tasks) < self.concurrency and not self.adopted:
             self._start(run_id)
         else:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.backends.chat import (
     BackendError,
@@ -280,12 +281,33 @@ async def _begin(
             return None
         answer = Prefetched(backend.stream_chat(context.request))
         try:
-            await session.commit()
+            if not await _commit_start(session, run_id, now, outbox):
+                answer.cancel()
+                return None
         except BaseException:
             answer.cancel()
             raise
     await outbox.publish()
     return context, float(run.expires_at or now + 600), Turn(run, bus), answer
+
+
+async def _commit_start(session: AsyncSession, run_id: str, now: int, outbox: Outbox) -> bool:
+    """Commit `in_progress`. Another writer may have touched the run since it was read (a
+    lease renewal, a cancel): then the start is applied again to a fresh read, keeping the
+    answer already asked for; False when the run is no longer waiting to start."""
+    for _ in range(4):
+        try:
+            await session.commit()
+            return True
+        except StaleDataError:
+            await session.rollback()
+            outbox.clear()
+            run = await _load(session, run_id)
+            if run is None or run.status != "queued":
+                return False
+            transition_run(run, "in_progress", now)
+            outbox.run(run)
+    return False
 
 
 async def _load(session: AsyncSession, run_id: str) -> RunRow | None:

@@ -42,24 +42,28 @@ def _bus(request: Request) -> EventBus:
 
 
 def _lease(request: Request, settings: Settings, stream: bool | None) -> Lease | None:
-    """A streamed run is driven by the process that serves its stream."""
-    if not stream:
-        return None
+    """A run this process can start at once is leased to it as it is created: no claim round
+    trip, and a streamed run's events are produced where its stream is served. Without room
+    here, a plain run waits queued for any process's executor; a streamed one for this one."""
     executor = request.app.state.executor
     if executor is None:
-        raise InvalidRequestError(
-            "This server process does not drive runs (ASSISTANTS_EXECUTOR_ENABLED=false), so "
-            "it cannot stream them. Send streaming requests to a process with the executor "
-            "enabled, or omit 'stream' and poll the run.", param="stream")
-    return Lease(executor.owner, settings.lease_seconds)
+        if stream:
+            raise InvalidRequestError(
+                "This server process does not drive runs (ASSISTANTS_EXECUTOR_ENABLED=false), "
+                "so it cannot stream them. Send streaming requests to a process with the "
+                "executor enabled, or omit 'stream' and poll the run.", param="stream")
+        return None
+    if stream or executor.has_room():
+        return Lease(executor.owner, settings.lease_seconds)
+    return None
 
 
 async def _respond(
     request: Request, session: AsyncSession, settings: Settings, run: RunRow,
-    lease: Lease | None, outbox: Outbox, after: int = 0,
+    lease: Lease | None, outbox: Outbox, stream: bool | None, after: int = 0,
 ) -> Any:
     """Commit, publish what the request changed, set the run going; then the run, or its
-    event stream from `after`."""
+    event stream from `after` when the request asked for one."""
     await session.commit()
     await outbox.publish()
     executor = request.app.state.executor
@@ -68,7 +72,7 @@ async def _respond(
             executor.adopt(run.id)
         else:
             await executor.notify()
-    if lease is None:
+    if not stream:
         return Run.from_row(run)
     return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
 
@@ -93,9 +97,10 @@ async def create_run(
 ) -> Any:
     lease = _lease(request, settings, body.stream)
     run = await service.create_run(session, thread_id, body, settings.models, lease)
-    if lease is not None:
+    if body.stream:
         _bus(request).watch(run.id)
-    return await _respond(request, session, settings, run, lease, _started(_bus(request), run))
+    return await _respond(request, session, settings, run, lease, _started(_bus(request), run),
+                          body.stream)
 
 
 @router.post("/v1/threads/runs", response_model=Run)
@@ -105,10 +110,10 @@ async def create_thread_and_run(
 ) -> Any:
     lease = _lease(request, settings, body.stream)
     thread, run = await service.create_thread_and_run(session, body, settings.models, lease)
-    if lease is not None:
+    if body.stream:
         _bus(request).watch(run.id)
     outbox = _started(_bus(request), run, thread)
-    return await _respond(request, session, settings, run, lease, outbox)
+    return await _respond(request, session, settings, run, lease, outbox, body.stream)
 
 
 @router.get(RUNS)
@@ -139,7 +144,7 @@ async def cancel_run(
 ) -> Any:
     outbox = Outbox(_bus(request))
     run = await service.cancel_run(session, thread_id, run_id, outbox)
-    return await _respond(request, session, settings, run, None, outbox)
+    return await _respond(request, session, settings, run, None, outbox, False)
 
 
 @router.post(RUNS + "/{run_id}/submit_tool_outputs", response_model=Run)
@@ -151,7 +156,7 @@ async def submit_tool_outputs(
     far (the tool_calls step completing, then the run queued again)."""
     lease = _lease(request, settings, body.stream)
     bus = _bus(request)
-    watched_here = lease is not None and bus.watch(run_id)
+    watched_here = bool(body.stream) and bus.watch(run_id)
     after = bus.last_seq(run_id)
     outbox = Outbox(bus)
     try:
@@ -160,7 +165,7 @@ async def submit_tool_outputs(
         if watched_here:
             bus.forget(run_id)
         raise
-    return await _respond(request, session, settings, run, lease, outbox, after)
+    return await _respond(request, session, settings, run, lease, outbox, body.stream, after)
 
 
 @router.get(RUNS + "/{run_id}/events")
