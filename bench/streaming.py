@@ -269,7 +269,7 @@ def main() -> int:
         with Server(tmp, args, {"FAKE_REPLY_CHARS": str(args.relay_chars),
                                 "FAKE_CHUNK_CHARS": "1"}, {}) as server:
             results["relay"] = asyncio.run(relay_rate(server, args))
-        with Server(tmp, args, {"FAKE_HANG_SECONDS": "60"},
+        with Server(tmp, args, {"FAKE_HANG_SECONDS": "30"},
                     {"ASSISTANTS_EXECUTOR_CONCURRENCY": str(args.streams),
                      "ASSISTANTS_DATABASE_POOL_SIZE": "20"}) as server:
             results["memory"] = asyncio.run(memory(server, args))

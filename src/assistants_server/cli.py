@@ -84,8 +84,10 @@ def _serve(settings: Settings) -> int:
             log.warning("ASSISTANTS_API_KEYS is not set and the server listens on %s: anyone who "
                         "can reach this address can use it. Set ASSISTANTS_API_KEYS.", host)
     log.info("serving the Assistants API at http://%s:%d/v1", host, settings.port)
+    # uvloop and httptools when installed (uvicorn[standard]): a faster event loop and parser.
     uvicorn.run(create_app(settings), host=host, port=settings.port,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+                log_level=settings.log_level.lower(), proxy_headers=True,
+                access_log=settings.access_log)
     return 0
 
 

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
         description="How long a finished run's events stay available to clients that "
         "reconnect (GET .../runs/{run_id}/events with Last-Event-ID).",
     )
+    access_log: bool = Field(
+        False, description="Log a line per HTTP request (off by default: it costs throughput).",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     @field_validator("models", "api_keys", mode="before")
