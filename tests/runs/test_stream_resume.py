@@ -171,3 +171,20 @@ async def test_a_fault_mid_stream_sends_the_wrapped_error_event(app: FastAPI) ->
     assert names[names.index("error"):] == [
         "error", "thread.message.incomplete", "thread.run.step.failed", "thread.run.failed",
         "done"]
+
+
+async def test_a_process_without_executor_refuses_to_stream(app: FastAPI) -> None:
+    app.state.executor = None  # an API-only process (ASSISTANTS_EXECUTOR_ENABLED=false)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver/v1",
+                                 headers=BETA) as http:
+        assistant = (await http.post("/assistants", json={"model": "fake-model"})).json()
+        thread = (await http.post("/threads", json={})).json()
+        refused = await http.post(f"/threads/{thread['id']}/runs",
+                                  json={"assistant_id": assistant["id"], "stream": True})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["param"] == "stream"
+        assert "ASSISTANTS_EXECUTOR_ENABLED" in refused.json()["error"]["message"]
+        queued = await http.post(f"/threads/{thread['id']}/runs",
+                                 json={"assistant_id": assistant["id"]})
+        assert queued.json()["status"] == "queued"

@@ -275,3 +275,23 @@ def test_two_hundred_concurrent_streams(
     for thread in threads[:5]:
         stored = sdk.beta.threads.messages.list(thread.id).data[0].content[0].text.value
         assert stored == results[thread.id][1]
+
+
+def test_polled_run_continued_as_a_stream(sdk: Any, script: list[Any]) -> None:
+    """The tutorial's mix: create without streaming, then submit the outputs streaming."""
+    script.append(Reply(tool_calls=[
+        {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Beijing"}'}]))
+    script.append(Reply(text="It is sunny in Beijing."))
+    assistant, thread = _setup(sdk, tools=[TOOL])
+    run = sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    assert run.status == "requires_action"
+    events = list(sdk.beta.threads.runs.submit_tool_outputs(
+        thread_id=thread.id, run_id=run.id, stream=True,
+        tool_outputs=[{"tool_call_id": "call_1", "output": "sunny"}]))
+    assert [e.event for e in events][:3] == [
+        "thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"]
+    assert events[-1].event == "thread.run.completed"
+    text = "".join(e.data.delta.content[0].text.value for e in events
+                   if e.event == "thread.message.delta")
+    assert text == "It is sunny in Beijing."
