@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class Reply:
     hang_seconds: float = 0.0
     stall_seconds: float = 0.0
     chunk_chars: int = 4
+    stamp_first: bool = False  # the first text chunk is the wall-clock time it was sent
     usage: tuple[int, int] = (10, 5)
     finish: str | None = None
 
@@ -50,6 +52,8 @@ async def _stream(reply: Reply) -> AsyncIterator[str]:
     if reply.garbled:
         yield "data: {this is not json\n\n"
         return
+    if reply.stamp_first:
+        yield _chunk({"content": f"{time.time():.6f} "})
     for start in range(0, len(reply.text), reply.chunk_chars):
         yield _chunk({"content": reply.text[start:start + reply.chunk_chars]})
     if reply.garbled_after_text:
@@ -75,13 +79,14 @@ async def _stream(reply: Reply) -> AsyncIterator[str]:
 
 def create_configured_backend() -> FastAPI:
     """The fake for benchmarks, in its own process: every reply is the same, set by
-    FAKE_REPLY_CHARS (a text that long), FAKE_CHUNK_CHARS and FAKE_HANG_SECONDS (a pause
-    after the first chunk)."""
+    FAKE_REPLY_CHARS (a text that long), FAKE_CHUNK_CHARS, FAKE_HANG_SECONDS (a pause after
+    the first chunk) and FAKE_STAMP=1 (the first text chunk is the time it was sent)."""
     chars = int(os.environ.get("FAKE_REPLY_CHARS", "0"))
     words = ("lorem ipsum dolor sit amet " * (chars // 27 + 1))[:chars]
     default = Reply(text=words or "Hello!",
                     chunk_chars=int(os.environ.get("FAKE_CHUNK_CHARS", "4")),
-                    hang_seconds=float(os.environ.get("FAKE_HANG_SECONDS", "0")))
+                    hang_seconds=float(os.environ.get("FAKE_HANG_SECONDS", "0")),
+                    stamp_first=os.environ.get("FAKE_STAMP") == "1")
     return create_fake_backend(default=default)
 
 
