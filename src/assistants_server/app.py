@@ -21,6 +21,9 @@ from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.engine.executor import Executor
 from assistants_server.engine.tokens import count_text
 from assistants_server.events.bus import LocalEventBus
+from assistants_server.files.blobs import LocalBlobStore
+from assistants_server.files.router import router as files_router
+from assistants_server.files.service import purge_expired
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
 from assistants_server.runs.router import router as runs_router
@@ -39,6 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.started_at = int(time.time())
         app.state.bus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
+        app.state.blobs = LocalBlobStore(settings.data_dir / "files")
+
+        async def purge_files() -> None:
+            async with app.state.sessionmaker() as session:
+                await purge_expired(session, app.state.blobs, int(time.time()))
         # Room for every run the executor drives at once, each streaming from the backend.
         limits = httpx.Limits(max_connections=settings.executor_concurrency + 16,
                               max_keepalive_connections=settings.executor_concurrency)
@@ -57,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     app.state.sessionmaker, backend,
                     concurrency=settings.executor_concurrency,
                     lease_seconds=settings.lease_seconds,
-                    context_window=settings.context_window_tokens, bus=app.state.bus)
+                    context_window=settings.context_window_tokens, bus=app.state.bus,
+                    sweepers=[purge_files])
                 await executor.start()
             app.state.executor = executor
             try:
@@ -76,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.
-    routers = (runs_router, assistants_router, threads_router, messages_router, models_router)
+    routers = (runs_router, assistants_router, threads_router, messages_router, models_router,
+               files_router)
     for router in routers:
         app.include_router(router)
 
@@ -88,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         GateMiddleware,
         api_keys=settings.api_keys,
         max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
         require_beta_header=settings.require_beta_header,
     )
     return app

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
             "as the hosted service did."
         ),
     )
+    max_upload_bytes: int = Field(
+        536_870_912, ge=1, description="Largest file accepted by POST /v1/files, in bytes."
+    )
     executor_enabled: bool = Field(
         True, description="Drive runs in this process (turn off for API-only processes)."
     )

@@ -21,6 +21,8 @@ IMPLEMENTED = [
     ("get", "/threads/{thread_id}/messages/{message_id}"),
     ("post", "/threads/{thread_id}/messages/{message_id}"),
     ("delete", "/threads/{thread_id}/messages/{message_id}"),
+    ("post", "/files"), ("get", "/files"), ("get", "/files/{file_id}"),
+    ("delete", "/files/{file_id}"),
 ]
 FUNCTION = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city", "strict": True,
@@ -228,3 +230,19 @@ async def test_error_bodies_match_the_spec_error_response(api: Api) -> None:
     for method, template, status, kwargs in cases:
         body = await api(method, template, status=status, **kwargs)
         assert body["error"]["type"] == "invalid_request_error"
+
+
+async def test_file_objects_match_the_spec(
+    api: Api, client: httpx.AsyncClient, spec: Spec
+) -> None:
+    response = await client.post(spec.prefix + "/files", data={
+        "purpose": "assistants", "expires_after[anchor]": "created_at",
+        "expires_after[seconds]": "7200"},
+        files={"file": ("a.pdf", b"%PDF-1.4", "application/pdf")})
+    assert response.status_code == 200
+    uploaded = response.json()
+    assert not spec.response_problems("post", "/files", uploaded)
+    await api("get", "/files/{file_id}", file_id=uploaded["id"])
+    await api("get", "/files", params={"purpose": "assistants", "limit": 5})
+    await api("delete", "/files/{file_id}", file_id=uploaded["id"])
+    await api("get", "/files/{file_id}", status=404, file_id=uploaded["id"])

@@ -26,6 +26,8 @@ from assistants_server.ids import new_request_id
 
 log = logging.getLogger(__name__)
 BETA_PREFIXES = ("/v1/assistants", "/v1/threads")
+UPLOAD_PATH = "/v1/files"
+UPLOAD_FRAMING = 64 * 1024
 _V2_HINT = "Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
 
 
@@ -37,10 +39,13 @@ class GateMiddleware:
         api_keys: Iterable[str],
         max_body_bytes: int,
         require_beta_header: bool,
+        max_upload_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.api_keys = [key.encode() for key in api_keys]
         self.max_body_bytes = max_body_bytes
+        # An upload's body is its file plus the multipart framing around it.
+        self.max_upload_body = (max_upload_bytes or max_body_bytes) + UPLOAD_FRAMING
         self.require_beta_header = require_beta_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,10 +68,15 @@ class GateMiddleware:
             await send(message)
 
         headers = Headers(scope=scope)
+        upload = scope["path"] == UPLOAD_PATH and scope["method"] == "POST"
         try:
-            self._check(scope["path"], headers)
+            self._check(scope["path"], headers, self.max_upload_body if upload else
+                        self.max_body_bytes)
             if "content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
-                receive = await self._buffer_chunked(receive)
+                # An upload streams on to its parser (which spools to disk), counted; any
+                # other body is small and is read here.
+                receive = (_counted(receive, self.max_upload_body) if upload
+                           else await self._buffer_chunked(receive))
         except APIError as exc:
             await JSONResponse(exc.body(), exc.status_code)(scope, receive, send_with_headers)
             return
@@ -91,7 +101,7 @@ class GateMiddleware:
             await JSONResponse(body, 500, headers={"x-should-retry": "false"})(
                 scope, receive, send_with_headers)
 
-    def _check(self, path: str, headers: Headers) -> None:
+    def _check(self, path: str, headers: Headers, limit: int) -> None:
         if not path.startswith("/v1/"):
             return
         if self.api_keys:
@@ -99,8 +109,8 @@ class GateMiddleware:
         if self.require_beta_header and path.startswith(BETA_PREFIXES):
             _check_beta(headers.get("openai-beta"))
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            raise _too_large(self.max_body_bytes)
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise _too_large(limit)
 
     def _check_key(self, authorization: str) -> None:
         scheme, _, key = authorization.partition(" ")
@@ -138,6 +148,20 @@ class GateMiddleware:
                 return _replay([body], receive)
 
 
+def _counted(receive: Receive, limit: int) -> Receive:
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise _too_large(limit)
+        return message
+
+    return counted
+
+
 def _replay(messages: list[Message], receive: Receive) -> Receive:
     async def replay() -> Message:
         return messages.pop(0) if messages else await receive()
@@ -164,6 +188,7 @@ def _check_beta(value: str | None) -> None:
 def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"The request body is larger than this server accepts ({limit} bytes). Send a smaller "
-        "body, or raise ASSISTANTS_MAX_BODY_BYTES on the server.",
+        "body, or raise ASSISTANTS_MAX_BODY_BYTES (ASSISTANTS_MAX_UPLOAD_BYTES for files) on "
+        "the server.",
         code="request_too_large",
     )

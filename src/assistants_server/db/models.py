@@ -155,3 +155,21 @@ class TombstoneRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     pk: Mapped[int] = mapped_column(BigInteger)
     deleted_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class FileRow(ListedRow):
+    """An uploaded file's record; its bytes are in the blob store under its id."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        Index("ix_files_order", "created_at", "pk"),
+        Index("ix_files_purpose_order", "purpose", "created_at", "pk"),
+        Index("ix_files_expires_at", "expires_at"),
+    )
+
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(String(1024))
+    purpose: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="processed")
+    status_details: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)

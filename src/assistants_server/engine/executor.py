@@ -16,6 +16,7 @@ import socket
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 
 from sqlalchemy import and_, or_, select, update
@@ -47,6 +48,7 @@ class Executor:
         poll_seconds: float = 1.0,
         context_window: int = 128_000,
         bus: EventBus | None = None,
+        sweepers: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self.sessionmaker = sessionmaker
         self.backend = backend
@@ -55,6 +57,7 @@ class Executor:
         self.poll_seconds = poll_seconds
         self.context_window = context_window
         self.bus = bus
+        self.sweepers = list(sweepers)  # other periodic clean-ups (expired files)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.tasks: dict[str, asyncio.Task[None]] = {}
         # Runs leased to this process at creation (streamed here), waiting for room.
@@ -203,4 +206,9 @@ class Executor:
                     await end_run(session, run, "failed", int(now), outbox, last_error=DIED)
             await session.commit()
         await outbox.publish()
+        for sweeper in self.sweepers:
+            try:
+                await sweeper()
+            except Exception:  # one clean-up failing must not stop the others
+                log.exception("sweeper %r failed", sweeper)
 

@@ -1,0 +1,69 @@
+"""The `BlobStore`: where uploaded files' bytes live, apart from the database.
+
+The local store keeps one file per key under a directory (the data directory's `files/` by
+default). A write goes to a temporary name first and is renamed into place, so a reader never
+sees half a file and a crash leaves at most a stray temporary file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+CHUNK = 1 << 20
+
+
+class BlobStore(Protocol):
+    async def put(self, key: str, source: BinaryIO) -> int:
+        """Store what `source` holds (read to its end); returns the number of bytes."""
+        ...
+
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        """The stored bytes, in chunks."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget `key`; nothing happens when it is not stored."""
+        ...
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"not a blob key: {key!r}")
+        return self.root / key
+
+    async def put(self, key: str, source: BinaryIO) -> int:
+        return await asyncio.to_thread(self._put, key, source)
+
+    def _put(self, key: str, source: BinaryIO) -> int:
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(handle, "wb") as target:
+                shutil.copyfileobj(source, target, CHUNK)
+                size = target.tell()
+            os.replace(temporary, self._path(key))
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return size
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        handle = await asyncio.to_thread(self._path(key).open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, True)

@@ -1,0 +1,109 @@
+"""Files through the official SDK over a real socket: upload, list, retrieve, content, delete,
+expiry, and the errors of a bad upload."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import LiveServer
+from tests.contract.sdk_errors import server_message
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"max_upload_bytes": 4096}
+
+
+def test_upload_retrieve_download_delete(sdk: Any, tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_bytes(b"# Notes\n\nThe answer is 42.\n")
+    with path.open("rb") as handle:
+        uploaded = sdk.files.create(file=handle, purpose="assistants")
+    assert uploaded.id.startswith("file-") and uploaded.object == "file"
+    assert (uploaded.filename, uploaded.bytes, uploaded.purpose) == (
+        "notes.md", path.stat().st_size, "assistants")
+    assert uploaded.status == "processed" and uploaded.expires_at is None
+    assert sdk.files.retrieve(uploaded.id) == uploaded
+    assert sdk.files.content(uploaded.id).content == path.read_bytes()
+    deleted = sdk.files.delete(uploaded.id)
+    assert (deleted.id, deleted.object, deleted.deleted) == (uploaded.id, "file", True)
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk.files.retrieve(uploaded.id)
+    assert server_message(caught.value) == f"No such File object: {uploaded.id}"
+    with pytest.raises(openai.NotFoundError):
+        sdk.files.content(uploaded.id)
+
+
+def test_list_filters_by_purpose_and_pages(sdk: Any) -> None:
+    made = [sdk.files.create(file=(f"f{i}.txt", f"file {i}".encode(), "text/plain"),
+                             purpose=purpose)
+            for i, purpose in enumerate(["assistants", "vision", "assistants", "user_data"])]
+    listed = [f.id for f in sdk.files.list()]
+    assert listed == [f.id for f in reversed(made)]  # newest first, all in one page
+    assert [f.id for f in sdk.files.list(purpose="assistants")] == [made[2].id, made[0].id]
+    first = sdk.files.list(limit=1, order="asc")
+    assert [f.id for f in first.data] == [made[0].id] and first.has_more
+    paged = [f.id for f in sdk.files.list(limit=1, order="asc")]
+    assert paged == [f.id for f in made]
+
+
+def test_bad_uploads_are_refused_with_the_parameter(sdk: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.files.create(file=("a.txt", b"x", "text/plain"), purpose="wrong")  # type: ignore[arg-type]
+    assert caught.value.body["param"] == "purpose"
+    assert "assistants" in server_message(caught.value)
+    with pytest.raises(openai.APIStatusError) as too_big:
+        sdk.files.create(file=("big.bin", b"x" * 5000, "application/octet-stream"),
+                         purpose="assistants")
+    assert too_big.value.status_code == 413
+    assert "ASSISTANTS_MAX_UPLOAD_BYTES" in server_message(too_big.value)
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.files.retrieve("nope")
+    assert caught.value.body["param"] == "file_id"
+
+
+def test_missing_file_part_and_expiry(live_server: LiveServer) -> None:
+    base = live_server.url + "/v1/files"
+    missing = httpx.post(base, data={"purpose": "assistants"})
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "file"
+    kept = httpx.post(base, data={"purpose": "assistants", "expires_after[anchor]": "created_at",
+                                  "expires_after[seconds]": "3600"},
+                      files={"file": ("a.txt", b"abc", "text/plain")}).json()
+    assert kept["expires_at"] == kept["created_at"] + 3600
+    short = httpx.post(base, data={"purpose": "assistants", "expires_after[anchor]": "created_at",
+                                   "expires_after[seconds]": "10"},
+                       files={"file": ("a.txt", b"abc", "text/plain")})
+    assert short.status_code == 400
+    assert short.json()["error"]["param"] == "expires_after.seconds"
+    # No beta header needed for files, as on the hosted service.
+    assert httpx.get(f"{base}/{kept['id']}").status_code == 200
+
+
+async def test_expired_files_disappear_and_their_bytes_are_purged(client: httpx.AsyncClient,
+                                                                 app: Any) -> None:
+    from sqlalchemy import update
+
+    from assistants_server.db.models import FileRow
+    from assistants_server.files.service import purge_expired
+
+    made = (await client.post("/v1/files", data={"purpose": "assistants"},
+                              files={"file": ("a.txt", b"abc", "text/plain")})).json()
+    kept = (await client.post("/v1/files", data={"purpose": "assistants"},
+                              files={"file": ("b.txt", b"def", "text/plain")})).json()
+    async with app.state.sessionmaker() as session:
+        await session.execute(update(FileRow).where(FileRow.id == made["id"]).values(
+            expires_at=int(time.time()) - 1))
+        await session.commit()
+    assert (await client.get(f"/v1/files/{made['id']}")).status_code == 404
+    assert [f["id"] for f in (await client.get("/v1/files")).json()["data"]] == [kept["id"]]
+    blobs = app.state.blobs.root
+    assert (blobs / made["id"]).exists()
+    async with app.state.sessionmaker() as session:
+        assert await purge_expired(session, app.state.blobs, int(time.time())) == 1
+    assert not (blobs / made["id"]).exists() and (blobs / kept["id"]).exists()
