@@ -242,13 +242,14 @@ def mounts(service: str) -> dict[str, str]:
 # --- tests that only read the files -------------------------------------------------------------
 
 
-def test_compose_runs_the_server_on_the_postgres_service() -> None:
+def test_compose_runs_the_server_on_the_postgres_and_redis_services() -> None:
     services = compose()["services"]
-    assert set(services) == {"server", "postgres"}
-    server, postgres = services["server"], services["postgres"]
+    assert set(services) == {"server", "postgres", "redis"}
+    server, postgres, redis = services["server"], services["postgres"], services["redis"]
     assert server["build"] in (".", {"context": "."})
     assert server["restart"] == "unless-stopped"
-    assert server["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert server["depends_on"] == {"postgres": {"condition": "service_healthy"},
+                                    "redis": {"condition": "service_healthy"}}
     assert "8000:8000" in [str(port) for port in server["ports"]]
 
     env = service_env("server", HOST_ENV)
@@ -261,6 +262,11 @@ def test_compose_runs_the_server_on_the_postgres_service() -> None:
     assert url.username == pg["POSTGRES_USER"]
     assert url.password == pg["POSTGRES_PASSWORD"]
     assert url.path == "/" + pg["POSTGRES_DB"]
+
+    redis_url = urlsplit(env["ASSISTANTS_REDIS_URL"])
+    assert (redis_url.scheme, redis_url.hostname, redis_url.port) == ("redis", "redis", 6379)
+    assert redis["image"].startswith("redis:")
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
     assert postgres["image"] == "postgres:16"
     assert postgres["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
@@ -364,6 +370,13 @@ def _local_database_url(compose_url: str) -> str:
     return container._replace(netloc=local.netloc, path=local.path).geturl()
 
 
+def _local_redis_url(compose_url: str) -> str:
+    """The compose file's Redis URL, aimed at this machine's Redis instead of `redis`."""
+    container = urlsplit(compose_url)
+    assert container.hostname == "redis"
+    return container._replace(netloc="127.0.0.1:6379").geturl()
+
+
 def _wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 30
     while True:
@@ -398,6 +411,8 @@ def test_the_image_command_serves_with_the_compose_environment(
         ASSISTANTS_DATA_DIR=str(data_dir),
         ASSISTANTS_DATABASE_URL=_local_database_url(container_env["ASSISTANTS_DATABASE_URL"]),
         ASSISTANTS_DATABASE_SCHEMA=schema,
+        ASSISTANTS_REDIS_URL=_local_redis_url(container_env["ASSISTANTS_REDIS_URL"]),
+        ASSISTANTS_REDIS_PREFIX=schema,
     )
 
     log = tmp_path / "server.log"
@@ -426,6 +441,25 @@ def test_the_image_command_serves_with_the_compose_environment(
         wrong = httpx.get(base + "/v1/assistants",
                           headers={**BETA, "Authorization": "Bearer sk-wrong"})
         assert wrong.status_code == 401
+
+        # A streamed run goes through the compose file's Redis (no model is configured, so
+        # it fails, on the stream).
+        auth = {**BETA, "Authorization": f"Bearer {API_KEY}"}
+        assistant = httpx.post(base + "/v1/assistants", headers=auth,
+                               json={"model": "any"}).json()
+        streamed = httpx.post(base + "/v1/threads/runs", headers=auth, timeout=30, json={
+            "assistant_id": assistant["id"], "stream": True})
+        names = [line[7:] for line in streamed.text.splitlines() if line.startswith("event: ")]
+        assert names[0] == "thread.created" and names[-2:] == ["thread.run.failed", "done"]
+        import redis
+
+        shared = redis.Redis.from_url(env["ASSISTANTS_REDIS_URL"])
+        try:
+            assert list(shared.scan_iter(f"{schema}:run:*:log"))
+            for key in shared.scan_iter(f"{schema}:*"):
+                shared.delete(key)
+        finally:
+            shared.close()
 
         tables = run_blocking(_postgres(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema

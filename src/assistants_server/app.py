@@ -20,7 +20,8 @@ from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.engine.executor import Executor
 from assistants_server.engine.tokens import count_text
-from assistants_server.events.bus import LocalEventBus
+from assistants_server.events.bus import EventBus, LocalEventBus
+from assistants_server.events.redis_bus import RedisEventBus
 from assistants_server.files.blobs import LocalBlobStore
 from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
@@ -41,7 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.started_at = int(time.time())
-        app.state.bus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
+        bus: EventBus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
+        if settings.redis_url:
+            bus = RedisEventBus(settings.redis_url, prefix=settings.redis_prefix,
+                                retention_seconds=settings.stream_retention_seconds)
+        app.state.bus = bus
         app.state.blobs = LocalBlobStore(settings.data_dir / "files")
 
         async def purge_files() -> None:
@@ -65,15 +70,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     app.state.sessionmaker, backend,
                     concurrency=settings.executor_concurrency,
                     lease_seconds=settings.lease_seconds,
-                    context_window=settings.context_window_tokens, bus=app.state.bus,
+                    context_window=settings.context_window_tokens, bus=bus,
                     sweepers=[purge_files])
                 await executor.start()
             app.state.executor = executor
+            wakeups = None
+            if executor is not None and isinstance(bus, RedisEventBus):
+                wakeups = asyncio.create_task(bus.on_wake(executor.notify))
             try:
                 yield
             finally:
+                if wakeups is not None:
+                    wakeups.cancel()
+                    await asyncio.gather(wakeups, return_exceptions=True)
                 if executor is not None:
                     await executor.stop()
+                if isinstance(bus, RedisEventBus):
+                    await bus.close()
                 await engine.dispose()
 
     app = FastAPI(

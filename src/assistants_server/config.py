@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     poll_after_ms: int = Field(
         200, ge=0, description="openai-poll-after-ms sent with runs: how often SDK pollers ask."
     )
+    redis_url: str | None = Field(
+        None,
+        description="Redis for run event logs shared by every process (e.g. "
+        "redis://redis:6379/0): any process then serves any run's stream, and API-only "
+        "processes can stream. Unset: logs live in each process.",
+    )
+    redis_prefix: str = Field("assistants", description="Prefix of this server's Redis keys.")
     stream_keepalive_seconds: float = Field(
         15.0, ge=0,
         description="Seconds between ': ping' comments on an idle event stream (0: none).",

@@ -193,6 +193,8 @@ class Executor:
                 RunRow.status.in_(("queued", "requires_action")), RunRow.expires_at < now,
                 or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now)))
             for run in overdue:
+                if self.bus is not None:
+                    await self.bus.refresh(run.id)
                 await end_run(session, run, "expired", int(now), outbox)
             orphans = await session.scalars(select(RunRow).where(
                 RunRow.status.in_(("in_progress", "cancelling")), RunRow.lease_expires_at < now))
@@ -200,6 +202,8 @@ class Executor:
                 if run.id in self.tasks:
                     continue
                 log.warning("run %s lost its process (lease owner %s)", run.id, run.lease_owner)
+                if self.bus is not None:
+                    await self.bus.refresh(run.id)
                 if run.status == "cancelling":
                     await end_run(session, run, "cancelled", int(now), outbox)
                 else:

@@ -258,6 +258,8 @@ async def _begin(
 ) -> tuple[Context, float, Turn, Prefetched] | None:
     """queued -> in_progress, with the model's answer already requested; None when there is
     nothing to do."""
+    if bus is not None:
+        await bus.refresh(run_id)  # streamed from another process?
     outbox = Outbox(bus)
     async with sessionmaker() as session:
         run = await _load(session, run_id)

@@ -6,7 +6,9 @@ live. Sequence numbers start at 1 and are the SSE `id:` of each frame, so a clie
 connection resumes after the last id it saw.
 
 Only runs somebody streams are logged (`watch`): a run created with `stream: true`, or one a
-client subscribed to. Publishing to a run nobody watches costs a dictionary lookup.
+client subscribed to. Publishing to a run nobody watches costs a dictionary lookup: `watching`
+answers from this process's memory, which `refresh` brings up to date where the log is shared
+between processes (redis_bus.py).
 """
 
 from __future__ import annotations
@@ -28,22 +30,27 @@ class Event:
 
 
 class EventBus(Protocol):
-    def watch(self, run_id: str) -> bool:
+    shared: bool  # True when every server process sees the same logs
+
+    async def watch(self, run_id: str) -> bool:
         """Start logging `run_id`; False when it was logged already."""
         ...
 
-    def watching(self, run_id: str) -> bool: ...
+    def watching(self, run_id: str) -> bool:
+        """Whether `run_id` is logged, as far as this process knows (no I/O: it is asked for
+        every event)."""
+        ...
 
-    def forget(self, run_id: str) -> None:
+    async def refresh(self, run_id: str) -> None:
+        """Learn whether another process started logging `run_id`."""
+        ...
+
+    async def forget(self, run_id: str) -> None:
         """Stop logging `run_id` (a watch started for a request that then failed)."""
         ...
 
-    def last_seq(self, run_id: str) -> int:
+    async def last_seq(self, run_id: str) -> int:
         """The sequence number of the run's newest event; 0 when it has none."""
-        ...
-
-    def finished(self, run_id: str) -> bool:
-        """True once the run ended (its log only waits to be forgotten)."""
         ...
 
     async def publish(
@@ -55,6 +62,10 @@ class EventBus(Protocol):
     def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         """Batches of the events after `after`, live, up to and including the next `done`;
         nothing when the run is not logged or ended before `after`."""
+        ...
+
+    async def wake(self) -> None:
+        """Tell executors in other processes that a run was queued."""
         ...
 
 
@@ -74,13 +85,15 @@ class LocalEventBus:
     publishes to for `idle_seconds` (its run was finished by another process) is dropped too.
     """
 
+    shared = False
+
     def __init__(self, retention_seconds: float = 60.0, idle_seconds: float = 900.0) -> None:
         self.retention_seconds = retention_seconds
         self.idle_seconds = idle_seconds
         self._logs: dict[str, _Log] = {}
         self._pruned = time.monotonic()
 
-    def watch(self, run_id: str) -> bool:
+    async def watch(self, run_id: str) -> bool:
         self._prune()
         if run_id in self._logs:
             return False
@@ -90,16 +103,18 @@ class LocalEventBus:
     def watching(self, run_id: str) -> bool:
         return run_id in self._logs
 
-    def forget(self, run_id: str) -> None:
+    async def refresh(self, run_id: str) -> None:
+        """Nothing to learn: every watcher of this bus is in this process."""
+
+    async def wake(self) -> None:
+        """No other process listens here."""
+
+    async def forget(self, run_id: str) -> None:
         self._logs.pop(run_id, None)
 
-    def last_seq(self, run_id: str) -> int:
+    async def last_seq(self, run_id: str) -> int:
         log = self._logs.get(run_id)
         return len(log.events) if log is not None else 0
-
-    def finished(self, run_id: str) -> bool:
-        log = self._logs.get(run_id)
-        return log is not None and log.finished_at is not None
 
     def subscribers(self, run_id: str) -> int:
         log = self._logs.get(run_id)

@@ -47,11 +47,12 @@ def _lease(request: Request, settings: Settings, stream: bool | None) -> Lease |
     here, a plain run waits queued for any process's executor; a streamed one for this one."""
     executor = request.app.state.executor
     if executor is None:
-        if stream:
+        if stream and not _bus(request).shared:
             raise InvalidRequestError(
-                "This server process does not drive runs (ASSISTANTS_EXECUTOR_ENABLED=false), "
-                "so it cannot stream them. Send streaming requests to a process with the "
-                "executor enabled, or omit 'stream' and poll the run.", param="stream")
+                "This server process does not drive runs (ASSISTANTS_EXECUTOR_ENABLED=false) "
+                "and shares no event log (ASSISTANTS_REDIS_URL), so it cannot stream them. "
+                "Send streaming requests to a process with the executor enabled, set "
+                "ASSISTANTS_REDIS_URL, or omit 'stream' and poll the run.", param="stream")
         return None
     if stream or executor.has_room():
         return Lease(executor.owner, settings.lease_seconds)
@@ -67,11 +68,12 @@ async def _respond(
     await session.commit()
     await outbox.publish()
     executor = request.app.state.executor
-    if executor is not None:
-        if lease is not None:
-            executor.adopt(run.id)
-        else:
+    if lease is not None:
+        executor.adopt(run.id)
+    else:
+        if executor is not None:
             await executor.notify()
+        await _bus(request).wake()
     if not stream:
         return Run.from_row(run)
     return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
@@ -98,7 +100,7 @@ async def create_run(
     lease = _lease(request, settings, body.stream)
     run = await service.create_run(session, thread_id, body, settings.models, lease)
     if body.stream:
-        _bus(request).watch(run.id)
+        await _bus(request).watch(run.id)
     return await _respond(request, session, settings, run, lease, _started(_bus(request), run),
                           body.stream)
 
@@ -111,7 +113,7 @@ async def create_thread_and_run(
     lease = _lease(request, settings, body.stream)
     thread, run = await service.create_thread_and_run(session, body, settings.models, lease)
     if body.stream:
-        _bus(request).watch(run.id)
+        await _bus(request).watch(run.id)
     outbox = _started(_bus(request), run, thread)
     return await _respond(request, session, settings, run, lease, outbox, body.stream)
 
@@ -143,6 +145,7 @@ async def cancel_run(
     thread_id: str, run_id: str, session: SessionDep, settings: SettingsDep, request: Request
 ) -> Any:
     outbox = Outbox(_bus(request))
+    await _bus(request).refresh(run_id)
     run = await service.cancel_run(session, thread_id, run_id, outbox)
     return await _respond(request, session, settings, run, None, outbox, False)
 
@@ -156,14 +159,15 @@ async def submit_tool_outputs(
     far (the tool_calls step completing, then the run queued again)."""
     lease = _lease(request, settings, body.stream)
     bus = _bus(request)
-    watched_here = bool(body.stream) and bus.watch(run_id)
-    after = bus.last_seq(run_id)
+    watched_here = bool(body.stream) and await bus.watch(run_id)
+    await bus.refresh(run_id)
+    after = await bus.last_seq(run_id)
     outbox = Outbox(bus)
     try:
         run = await service.submit_tool_outputs(session, thread_id, run_id, body, outbox, lease)
     except BaseException:
         if watched_here:
-            bus.forget(run_id)
+            await bus.forget(run_id)
         raise
     return await _respond(request, session, settings, run, lease, outbox, body.stream, after)
 
@@ -186,9 +190,9 @@ async def run_events(
         position = int(last_event_id)
     run = await service.get_run(session, thread_id, run_id)
     bus = _bus(request)
-    if bus.watch(run.id) or position > bus.last_seq(run.id):
-        # Not logged here (never streamed, or logged before a restart): where it stands now.
-        position = bus.last_seq(run.id)
+    if await bus.watch(run.id) or position > await bus.last_seq(run.id):
+        # Not logged (never streamed, or its log is gone): where it stands now.
+        position = await bus.last_seq(run.id)
         outbox = Outbox(bus)
         outbox.run(run)
         await outbox.publish()
