@@ -188,3 +188,26 @@ async def test_a_process_without_executor_refuses_to_stream(app: FastAPI) -> Non
         queued = await http.post(f"/threads/{thread['id']}/runs",
                                  json={"assistant_id": assistant["id"]})
         assert queued.json()["status"] == "queued"
+
+
+async def test_a_run_another_process_drives_is_shown_not_followed(app: FastAPI) -> None:
+    """Without Redis, a process sees only the events of the runs it drives."""
+    from sqlalchemy import update
+
+    from assistants_server.db.models import RunRow
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver/v1",
+                                 headers=BETA) as http:
+        assistant = (await http.post("/assistants", json={"model": "fake-model"})).json()
+        thread = (await http.post("/threads", json={})).json()
+        app.state.executor.concurrency = 0  # no room here: the run waits for any process
+        run = (await http.post(f"/threads/{thread['id']}/runs",
+                               json={"assistant_id": assistant["id"]})).json()
+        async with app.state.sessionmaker() as session:  # ...and another process claimed it
+            await session.execute(update(RunRow).where(RunRow.id == run["id"]).values(
+                lease_owner="elsewhere:1", lease_expires_at=time.time() + 60))
+            await session.commit()
+        events = await http.get(f"/threads/{thread['id']}/runs/{run['id']}/events")
+    names = [line[7:] for line in events.text.splitlines() if line.startswith("event: ")]
+    assert names == ["thread.run.queued", "done"]

@@ -295,3 +295,26 @@ def test_polled_run_continued_as_a_stream(sdk: Any, script: list[Any]) -> None:
     text = "".join(e.data.delta.content[0].text.value for e in events
                    if e.event == "thread.message.delta")
     assert text == "It is sunny in Beijing."
+
+
+async def test_async_client_and_async_event_handler(live_server: Any, script: list[Any]) -> None:
+    import openai
+    from openai import AsyncAssistantEventHandler
+
+    script.append(Reply(text="Async all the way.", chunk_chars=6))
+    sdk = openai.AsyncOpenAI(base_url=live_server.url + "/v1", api_key="sk-test", max_retries=0)
+    assistant = await sdk.beta.assistants.create(model="fake-model")
+    thread = await sdk.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
+    deltas: list[str] = []
+
+    class Handler(AsyncAssistantEventHandler):  # type: ignore[misc]
+        async def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+            deltas.append(delta.value)
+
+    async with sdk.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=Handler()
+    ) as stream:
+        await stream.until_done()
+        run = await stream.get_final_run()
+    assert run.status == "completed" and "".join(deltas) == "Async all the way."
+    await sdk.close()

@@ -36,3 +36,12 @@ def event_stream(
     return EventSourceResponse(frames(), ping=keepalive_seconds, sep="\n",
                                headers={"Cache-Control": "no-cache",
                                         "X-Accel-Buffering": "no"})
+
+
+def snapshot_stream(name: str, data: str) -> EventSourceResponse:
+    """One event and `done`, for a run whose live events this process cannot see."""
+    async def frames() -> AsyncIterator[bytes]:
+        yield f"event: {name}\ndata: {data}\n\n".encode() + DONE_FRAME
+
+    return EventSourceResponse(frames(), ping=0, sep="\n",
+                               headers={"Cache-Control": "no-cache"})

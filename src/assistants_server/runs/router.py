@@ -20,7 +20,7 @@ from assistants_server.config import Settings
 from assistants_server.db.models import RunRow, ThreadRow
 from assistants_server.events.bus import EventBus
 from assistants_server.events.outbox import Outbox
-from assistants_server.events.sse import event_stream
+from assistants_server.events.sse import event_stream, snapshot_stream
 from assistants_server.runs import service
 from assistants_server.runs.schemas import (
     CreateRunRequest,
@@ -31,6 +31,7 @@ from assistants_server.runs.schemas import (
     SubmitToolOutputsRequest,
 )
 from assistants_server.runs.service import Lease
+from assistants_server.runs.states import ACTIVE
 
 router = APIRouter(tags=["runs"])
 RUNS = "/v1/threads/{thread_id}/runs"
@@ -77,6 +78,12 @@ async def _respond(
     if not stream:
         return Run.from_row(run)
     return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
+
+
+def _followable_here(request: Request, run: RunRow) -> bool:
+    """Whether this process drives `run`, or will (its executor takes unleased queued runs)."""
+    executor = request.app.state.executor
+    return executor is not None and run.lease_owner in (None, executor.owner)
 
 
 def _poll_hint(response: Response, settings: SettingsDep) -> None:
@@ -190,6 +197,10 @@ async def run_events(
         position = int(last_event_id)
     run = await service.get_run(session, thread_id, run_id)
     bus = _bus(request)
+    if not bus.shared and run.status in ACTIVE and not _followable_here(request, run):
+        # Another process drives it, and without ASSISTANTS_REDIS_URL only that process sees
+        # its events: say where it stands, and end.
+        return snapshot_stream(f"thread.run.{run.status}", Run.from_row(run).model_dump_json())
     if await bus.watch(run.id) or position > await bus.last_seq(run.id):
         # Not logged (never streamed, or its log is gone): where it stands now.
         position = await bus.last_seq(run.id)
