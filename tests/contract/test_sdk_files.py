@@ -107,3 +107,47 @@ async def test_expired_files_disappear_and_their_bytes_are_purged(client: httpx.
     async with app.state.sessionmaker() as session:
         assert await purge_expired(session, app.state.blobs, int(time.time())) == 1
     assert not (blobs / made["id"]).exists() and (blobs / kept["id"]).exists()
+
+
+async def test_cursors_survive_expiry_and_purge(client: httpx.AsyncClient, app: Any) -> None:
+    from sqlalchemy import update
+
+    from assistants_server.db.models import FileRow
+    from assistants_server.files.service import purge_expired
+
+    ids = [(await client.post("/v1/files", data={"purpose": "assistants"}, files={
+        "file": (f"{i}.txt", b"x", "text/plain")})).json()["id"] for i in range(3)]
+    async with app.state.sessionmaker() as session:
+        await session.execute(update(FileRow).where(FileRow.id == ids[1]).values(
+            expires_at=int(time.time()) - 1))
+        await session.commit()
+    page = await client.get("/v1/files", params={"order": "asc", "after": ids[1]})
+    assert [f["id"] for f in page.json()["data"]] == [ids[2]]
+    async with app.state.sessionmaker() as session:
+        await purge_expired(session, app.state.blobs, int(time.time()))
+    page = await client.get("/v1/files", params={"order": "asc", "after": ids[1]})
+    assert [f["id"] for f in page.json()["data"]] == [ids[2]]
+
+
+async def test_names_missing_bytes_and_limits(client: httpx.AsyncClient, app: Any) -> None:
+    made = (await client.post("/v1/files", data={"purpose": "assistants"}, files={
+        "file": ("../../etc/passwd", b"x", "text/plain")})).json()
+    assert made["filename"] == "passwd"
+    long_name = await client.post("/v1/files", data={"purpose": "assistants"}, files={
+        "file": ("a" * 1100 + ".txt", b"x", "text/plain")})
+    assert long_name.status_code == 400 and long_name.json()["error"]["param"] == "file"
+    (app.state.blobs.root / made["id"]).unlink()
+    missing = await client.get(f"/v1/files/{made['id']}/content")
+    assert missing.status_code == 404
+    assert "missing" in missing.json()["error"]["message"]
+    huge = await client.post("/v1/files", content=b"x" * 10,
+                             headers={"Content-Length": str(10**9),
+                                      "Content-Type": "multipart/form-data; boundary=b"})
+    assert huge.status_code == 413
+    error = huge.json()["error"]
+    assert (error["param"], error["code"]) == ("file", "file_too_large")
+    assert "4096 bytes (ASSISTANTS_MAX_UPLOAD_BYTES)" in error["message"]
+    half = await client.post("/v1/files", data={"purpose": "assistants",
+                                                "expires_after[seconds]": "3600"},
+                             files={"file": ("a.txt", b"x", "text/plain")})
+    assert half.status_code == 400 and half.json()["error"]["param"] == "expires_after.anchor"

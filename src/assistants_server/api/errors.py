@@ -59,6 +59,13 @@ def error_body(
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
+def file_too_large(limit: int, size: int | None = None) -> PayloadTooLargeError:
+    given = f"{size} bytes, " if size is not None else ""
+    return PayloadTooLargeError(
+        f"File is too large: {given}over this server's limit of {limit} bytes "
+        "(ASSISTANTS_MAX_UPLOAD_BYTES).", param="file", code="file_too_large")
+
+
 def not_found(kind: str, object_id: str) -> NotFoundError:
     return NotFoundError(f"No {kind} found with id '{object_id}'.")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -21,6 +22,7 @@ from assistants_server.api.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     error_body,
+    file_too_large,
 )
 from assistants_server.ids import new_request_id
 
@@ -44,8 +46,9 @@ class GateMiddleware:
         self.app = app
         self.api_keys = [key.encode() for key in api_keys]
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
         # An upload's body is its file plus the multipart framing around it.
-        self.max_upload_body = (max_upload_bytes or max_body_bytes) + UPLOAD_FRAMING
+        self.max_upload_body = self.max_upload_bytes + UPLOAD_FRAMING
         self.require_beta_header = require_beta_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,13 +72,15 @@ class GateMiddleware:
 
         headers = Headers(scope=scope)
         upload = scope["path"] == UPLOAD_PATH and scope["method"] == "POST"
+        too_large = (partial(file_too_large, self.max_upload_bytes) if upload
+                     else partial(_too_large, self.max_body_bytes))
         try:
             self._check(scope["path"], headers, self.max_upload_body if upload else
-                        self.max_body_bytes)
+                        self.max_body_bytes, too_large)
             if "content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
                 # An upload streams on to its parser (which spools to disk), counted; any
                 # other body is small and is read here.
-                receive = (_counted(receive, self.max_upload_body) if upload
+                receive = (_counted(receive, self.max_upload_body, too_large) if upload
                            else await self._buffer_chunked(receive))
         except APIError as exc:
             await JSONResponse(exc.body(), exc.status_code)(scope, receive, send_with_headers)
@@ -101,7 +106,8 @@ class GateMiddleware:
             await JSONResponse(body, 500, headers={"x-should-retry": "false"})(
                 scope, receive, send_with_headers)
 
-    def _check(self, path: str, headers: Headers, limit: int) -> None:
+    def _check(self, path: str, headers: Headers, limit: int,
+               too_large: Callable[[], APIError]) -> None:
         if not path.startswith("/v1/"):
             return
         if self.api_keys:
@@ -110,7 +116,7 @@ class GateMiddleware:
             _check_beta(headers.get("openai-beta"))
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            raise _too_large(limit)
+            raise too_large()
 
     def _check_key(self, authorization: str) -> None:
         scheme, _, key = authorization.partition(" ")
@@ -148,7 +154,7 @@ class GateMiddleware:
                 return _replay([body], receive)
 
 
-def _counted(receive: Receive, limit: int) -> Receive:
+def _counted(receive: Receive, limit: int, too_large: Callable[[], APIError]) -> Receive:
     size = 0
 
     async def counted() -> Message:
@@ -156,7 +162,7 @@ def _counted(receive: Receive, limit: int) -> Receive:
         message = await receive()
         size += len(message.get("body", b""))
         if size > limit:
-            raise _too_large(limit)
+            raise too_large()
         return message
 
     return counted

@@ -67,13 +67,16 @@ async def fetch_page(
     row_type: type[RowT],
     query: ListQuery,
     *scope: ColumnElement[bool],
+    visible: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[list[RowT], bool]:
-    """One page of `row_type` rows within `scope` (e.g. one thread), and whether more follow."""
+    """One page of `row_type` rows within `scope` (e.g. one thread), and whether more follow.
+    `visible` filters the rows listed but not the cursors: a cursor naming a row that has
+    since left the list (an expired file) still marks a position."""
     # `before` alone walks towards the start of the list: fetch in reverse, then flip back.
     reverse = query.before is not None and query.after is None
     walk_desc = (query.order == "desc") != reverse
     start_id, stop_id = (query.before, None) if reverse else (query.after, query.before)
-    conditions = list(scope)
+    conditions = [*scope, *visible]
     if stop_id is not None:
         stop = await _cursor(session, row_type, "before", stop_id, scope)
         key = tuple_(row_type.created_at, row_type.pk)

@@ -23,8 +23,9 @@ class BlobStore(Protocol):
         """Store what `source` holds (read to its end); returns the number of bytes."""
         ...
 
-    def read(self, key: str) -> AsyncIterator[bytes]:
-        """The stored bytes, in chunks."""
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        """The stored bytes, in chunks; raises FileNotFoundError at once (before any chunk)
+        when `key` is not stored."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -57,8 +58,12 @@ class LocalBlobStore:
             raise
         return size
 
-    async def read(self, key: str) -> AsyncIterator[bytes]:
+    async def open(self, key: str) -> AsyncIterator[bytes]:
         handle = await asyncio.to_thread(self._path(key).open, "rb")
+        return self._chunks(handle)
+
+    @staticmethod
+    async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
         try:
             while chunk := await asyncio.to_thread(handle.read, CHUNK):
                 yield chunk

@@ -13,13 +13,14 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
 from assistants_server.api.deps import SessionDep, SettingsDep
-from assistants_server.api.errors import InvalidRequestError, PayloadTooLargeError
+from assistants_server.api.errors import InvalidRequestError, NotFoundError, file_too_large
 from assistants_server.api.pagination import ListPage, ListQuery, page_of
 from assistants_server.files import service
 from assistants_server.files.blobs import BlobStore
 from assistants_server.files.schemas import DeletedFile, File
 
 router = APIRouter(tags=["files"])
+
 
 
 def _blobs(request: Request) -> BlobStore:
@@ -50,12 +51,15 @@ async def create_file(request: Request, session: SessionDep, settings: SettingsD
                 "Missing required parameter: 'file'. Send the file as a multipart/form-data "
                 "part named 'file'.", param="file", code="missing_required_parameter")
         if upload.size is not None and upload.size > settings.max_upload_bytes:
-            raise PayloadTooLargeError(
-                f"File is too large: {upload.size} bytes, over this server's limit of "
-                f"{settings.max_upload_bytes} bytes (ASSISTANTS_MAX_UPLOAD_BYTES).",
-                param="file", code="file_too_large")
+            raise file_too_large(settings.max_upload_bytes, upload.size)
         row = await service.create_file(session, _blobs(request), upload.file,
-                                        upload.filename or "file", purpose, expires_after)
+                                        service.clean_filename(upload.filename), purpose,
+                                        expires_after)
+        try:
+            await session.commit()
+        except BaseException:
+            await _blobs(request).delete(row.id)  # no record will name these bytes
+            raise
     finally:
         await form.close()
     return File.from_row(row)
@@ -88,5 +92,10 @@ async def file_content(file_id: str, session: SessionDep, request: Request) -> A
     """The bytes as uploaded. Unlike the hosted service, files of every purpose may be
     downloaded: on your own server they are your own files."""
     row = await service.get_file(session, file_id)
-    return StreamingResponse(_blobs(request).read(row.id), media_type="application/octet-stream",
+    try:
+        chunks = await _blobs(request).open(row.id)
+    except FileNotFoundError:
+        raise NotFoundError(f"No such File object: {file_id} (its content is missing from "
+                            "this server's file store)") from None
+    return StreamingResponse(chunks, media_type="application/octet-stream",
                              headers={"Content-Length": str(row.bytes)})

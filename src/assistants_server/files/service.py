@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import BinaryIO
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, NotFoundError
@@ -34,6 +34,11 @@ def check_expiry(anchor: object, seconds: object) -> int | None:
     """`expires_after[anchor]` and `expires_after[seconds]`: the file's lifetime, if any."""
     if anchor is None and seconds is None:
         return None
+    for name, value in (("anchor", anchor), ("seconds", seconds)):
+        if value is None or value == "":
+            raise InvalidRequestError(
+                f"Missing required parameter: 'expires_after[{name}]'.",
+                param=f"expires_after.{name}", code="missing_required_parameter")
     if anchor != "created_at":
         raise InvalidRequestError(
             "Invalid value for 'expires_after.anchor': expected 'created_at'.",
@@ -48,6 +53,19 @@ def check_expiry(anchor: object, seconds: object) -> int | None:
             f"{MIN_EXPIRY_SECONDS} to {MAX_EXPIRY_SECONDS}, got '{seconds}'.",
             param="expires_after.seconds", code="invalid_value")
     return value
+
+
+MAX_FILENAME = 1024
+
+
+def clean_filename(name: str | None) -> str:
+    """The uploaded name without any directories in it, at most 1,024 characters."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip() or "file"
+    if len(base) > MAX_FILENAME:
+        raise InvalidRequestError(
+            f"Invalid 'file': the file name is {len(base)} characters long; at most "
+            f"{MAX_FILENAME} are accepted.", param="file", code="invalid_value")
+    return base
 
 
 async def create_file(
@@ -85,10 +103,8 @@ async def get_file(session: AsyncSession, file_id: str) -> FileRow:
 async def list_files(
     session: AsyncSession, query: ListQuery, purpose: str | None
 ) -> tuple[list[FileRow], bool]:
-    scope = [_live(int(time.time()))]
-    if purpose:
-        scope.append(FileRow.purpose == purpose)
-    return await fetch_page(session, FileRow, query, *scope)
+    scope = [FileRow.purpose == purpose] if purpose else []
+    return await fetch_page(session, FileRow, query, *scope, visible=[_live(int(time.time()))])
 
 
 async def delete_file(session: AsyncSession, file_id: str) -> str:
@@ -98,13 +114,15 @@ async def delete_file(session: AsyncSession, file_id: str) -> str:
 
 
 async def purge_expired(session: AsyncSession, blobs: BlobStore, now: int) -> int:
-    """Forget files past their `expires_at`: records first, bytes after the commit."""
+    """Forget files past their `expires_at`: records first (leaving tombstones, so cursors
+    naming them keep working), bytes after the commit."""
     expired = list(await session.scalars(
-        select(FileRow.id).where(FileRow.expires_at <= now).limit(500)))
+        select(FileRow).where(FileRow.expires_at <= now).limit(500)))
+    for row in expired:
+        await delete_listed(session, row)
     if not expired:
         return 0
-    await session.execute(delete(FileRow).where(FileRow.id.in_(expired)))
     await session.commit()
-    for file_id in expired:
-        await blobs.delete(file_id)
+    for row in expired:
+        await blobs.delete(row.id)
     return len(expired)
