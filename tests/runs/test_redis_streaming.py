@@ -139,3 +139,26 @@ async def test_concurrent_publishers_get_one_gapless_order(bus: RedisEventBus) -
         assert [b async for b in bus.subscribe("run_unknown")] == []
     finally:
         await other.close()
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_segment_start_is_after_the_previous_stream(kind: str, prefix: str) -> None:
+    from assistants_server.events.bus import LocalEventBus
+
+    bus: Any = LocalEventBus() if kind == "local" else RedisEventBus(REDIS_URL, prefix=prefix)
+    try:
+        await bus.watch("run_s")
+        assert await bus.segment_start("run_s") == 0
+        await bus.publish("run_s", [("thread.run.created", "{}"),
+                                    ("thread.run.requires_action", "{}"), ("done", "[DONE]")])
+        assert await bus.segment_start("run_s") == 0  # the log ends the first stream
+        await bus.publish("run_s", [("thread.run.queued", "{}")])
+        assert await bus.segment_start("run_s") == 3  # the second began after event 3
+        await bus.publish("run_s", [("thread.run.completed", "{}"), ("done", "[DONE]")],
+                          final=True)
+        assert await bus.segment_start("run_s") == 3
+        second = [e.name async for batch in bus.subscribe("run_s", 3) for e in batch]
+        assert second == ["thread.run.queued", "thread.run.completed", "done"]
+    finally:
+        if kind == "redis":
+            await bus.close()

@@ -211,3 +211,27 @@ async def test_a_run_another_process_drives_is_shown_not_followed(app: FastAPI) 
         events = await http.get(f"/threads/{thread['id']}/runs/{run['id']}/events")
     names = [line[7:] for line in events.text.splitlines() if line.startswith("event: ")]
     assert names == ["thread.run.queued", "done"]
+
+
+def test_events_without_a_position_follow_the_latest_stream(
+    http: httpx.Client, script: list[Any]
+) -> None:
+    """Streamed to requires_action, continued without streaming: the events endpoint gives
+    the continuation, not the first stream again."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    script.append(Reply(tool_calls=[{"id": "call_1", "name": "f", "arguments": "{}"}]))
+    script.append(Reply(text="done with f", stall_seconds=0.5))
+    assistant = http.post("/assistants", json={"model": "fake-model", "tools": [tool]}).json()
+    thread = http.post("/threads", json={"messages": [{"role": "user", "content": "x"}]}).json()
+    with http.stream("POST", f"/threads/{thread['id']}/runs",
+                     json={"assistant_id": assistant["id"], "stream": True}) as response:
+        first = [f for f in _frames(response.iter_lines()) if "event" in f]
+    assert [f["event"] for f in first][-2:] == ["thread.run.requires_action", "done"]
+    run_id = first[0]["data"].split('"id":"')[1].split('"')[0]
+    http.post(f"/threads/{thread['id']}/runs/{run_id}/submit_tool_outputs",
+              json={"tool_outputs": [{"tool_call_id": "call_1", "output": "ok"}]})
+    with http.stream("GET", f"/threads/{thread['id']}/runs/{run_id}/events") as response:
+        rest = [f for f in _frames(response.iter_lines()) if "event" in f]
+    assert rest[0]["event"] == "thread.run.step.completed"
+    assert int(rest[0]["id"]) == int(first[-1]["id"]) + 1
+    assert [f["event"] for f in rest][-2:] == ["thread.run.completed", "done"]

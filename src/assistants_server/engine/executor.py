@@ -153,7 +153,9 @@ class Executor:
             log.exception("run %s failed unexpectedly", run_id)
             await self._fail(run_id)
         finally:
-            self.tasks.pop(run_id, None)
+            # Only our own entry: a continuation of the run may already have its own task.
+            if self.tasks.get(run_id) is asyncio.current_task():
+                del self.tasks[run_id]
             self._wakeup.set()
 
     async def _fail(self, run_id: str) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -66,6 +66,7 @@ class Turn:
         self.tool_step: RunStepRow | None = None
         self.message_closed = False  # closed mid-turn, when tool calls began
         self._message_live = False  # its created event reached the stream, so deltas may
+        self._announced = False  # its created events were published mid-turn
         self._tools_live = False
 
     async def add(self, event: ChatEvent) -> None:
@@ -81,11 +82,13 @@ class Turn:
     async def _text(self, text: str) -> None:
         # Models do not write text after tool calls in one answer; if one did, the message
         # that was already completed on the stream stays as it was shown.
-        if not text or self.message_closed:
+        if not text or self.message_closed or self.tool_step is not None:
             return
         if self.message is None:
             outbox = Outbox(self.bus)
-            self._open_message(int(time.time()), outbox)
+            self._new_message(int(time.time()))
+            self._announce_message(outbox)
+            self._announced = True
             self._message_live = bool(outbox.events)
             await outbox.publish()
         first = not self.text
@@ -134,13 +137,17 @@ class Turn:
                 separators=(",", ":")))
         await outbox.publish()
 
-    def _open_message(self, now: int, outbox: Outbox) -> None:
+    def _new_message(self, now: int) -> None:
         self.message = MessageRow(
             id=new_id("msg_"), created_at=now, thread_id=self.thread_id, role="assistant",
             content=[], status="in_progress", assistant_id=self.assistant_id,
             run_id=self.run_id, attachments=[], metadata_={})
         self.message_step = self._step("message_creation", now, {
             "type": "message_creation", "message_creation": {"message_id": self.message.id}})
+
+    def _announce_message(self, outbox: Outbox) -> None:
+        """The step's and the message's created and in_progress events (still empty)."""
+        assert self.message is not None and self.message_step is not None
         outbox.step(self.message_step, self.expires_at, "thread.run.step.created")
         outbox.step(self.message_step, self.expires_at, "thread.run.step.in_progress")
         outbox.message(self.message, "thread.message.created")
@@ -169,13 +176,16 @@ class Turn:
         """The turn's rows as they stand, open ones in_progress for `end_run` to close.
         `answered`: the model finished, so even an empty answer is a message."""
         if self.message is None and answered and not self.calls:
-            self._open_message(now, outbox)
+            self._new_message(now)  # an empty answer: announced below, in this attempt's events
         rows: list[Any] = []
         if self.message is not None and self.message_step is not None:
             if not self.message_closed:
-                self.message.content = self._content()
                 self.message.status, self.message.completed_at = "in_progress", None
                 self.message_step.status, self.message_step.completed_at = "in_progress", None
+                if not self._announced:  # each attempt's events go out only if it commits
+                    self.message.content = []
+                    self._announce_message(outbox)
+                self.message.content = self._content()
             rows += [self.message, self.message_step]
         if self.tool_step is not None:
             self.tool_step.step_details = {"type": "tool_calls", "tool_calls": [
@@ -183,6 +193,8 @@ class Turn:
                 for call in self.tool_calls()]}
             self.tool_step.status = "in_progress"
             rows.append(self.tool_step)
+        for row in rows:
+            row.pk = None  # an attempt rolled back may have numbered it; number it afresh
         return rows
 
     @staticmethod
@@ -221,7 +233,6 @@ async def drive_run(
         await on_fresh_state(lambda: _end(sessionmaker, turn, "expired", None))
         return
     except asyncio.CancelledError:
-        answer.cancel()
         await asyncio.shield(on_fresh_state(lambda: _end(sessionmaker, turn, "cancelled", None)))
         raise
     except Exception:
@@ -229,7 +240,12 @@ async def drive_run(
         log.exception("run %s failed unexpectedly while relaying the answer", run_id)
         await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", FAULT, fault=True))
         return
-    await on_fresh_state(lambda: _record(sessionmaker, turn, context.prompt_tokens))
+    finally:
+        answer.close()
+    # Shielded: a cancel arriving now finds the run `cancelling`, which _record honours; it
+    # must not cut the writing of the outcome in half.
+    await asyncio.shield(
+        on_fresh_state(lambda: _record(sessionmaker, turn, context.prompt_tokens)))
 
 
 class Prefetched:
@@ -240,8 +256,17 @@ class Prefetched:
         self._stream = stream
         self._first: asyncio.Task[ChatEvent] = asyncio.ensure_future(anext(stream))
 
-    def cancel(self) -> None:
+    def close(self) -> None:
+        """Stop asking: cancel the first read if it is still going, then close the backend's
+        stream (its connection goes back to the pool). Safe to call more than once."""
         self._first.cancel()
+        self._first.add_done_callback(self._close_stream)
+
+    def _close_stream(self, first: asyncio.Task[ChatEvent]) -> None:
+        if not first.cancelled():
+            first.exception()  # retrieved: a failure nobody awaited is not worth a warning
+        if isinstance(self._stream, AsyncGenerator):
+            asyncio.ensure_future(self._stream.aclose())
 
     async def __aiter__(self) -> AsyncIterator[ChatEvent]:
         try:
@@ -284,10 +309,10 @@ async def _begin(
         answer = Prefetched(backend.stream_chat(context.request))
         try:
             if not await _commit_start(session, run_id, now, outbox):
-                answer.cancel()
+                answer.close()
                 return None
         except BaseException:
-            answer.cancel()
+            answer.close()
             raise
     await outbox.publish()
     return context, float(run.expires_at or now + 600), Turn(run, bus), answer
@@ -331,6 +356,8 @@ async def _end(
     fault: bool = False,
 ) -> None:
     """The turn stopped early: what was streamed is kept, marked incomplete with the run."""
+    if turn.bus is not None:
+        await turn.bus.refresh(turn.run_id)  # a watcher may have come since the turn began
     outbox = Outbox(turn.bus)
     if fault:
         outbox.error(turn.run_id)
@@ -354,6 +381,8 @@ async def _record(
     turn: Turn,
     prompt_estimate: int,
 ) -> None:
+    if turn.bus is not None:
+        await turn.bus.refresh(turn.run_id)  # a watcher may have come since the turn began
     outbox = Outbox(turn.bus)
     async with sessionmaker() as session:
         if (run := await _driven(session, turn.run_id)) is None:

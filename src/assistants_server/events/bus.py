@@ -53,6 +53,11 @@ class EventBus(Protocol):
         """The sequence number of the run's newest event; 0 when it has none."""
         ...
 
+    async def segment_start(self, run_id: str) -> int:
+        """Where the run's latest stream begins: after the `done` that ended the one before
+        it (a run waits for tool outputs between streams); 0 for the first."""
+        ...
+
     async def publish(
         self, run_id: str, events: Sequence[tuple[str, str]], *, final: bool = False
     ) -> None:
@@ -115,6 +120,12 @@ class LocalEventBus:
     async def last_seq(self, run_id: str) -> int:
         log = self._logs.get(run_id)
         return len(log.events) if log is not None else 0
+
+    async def segment_start(self, run_id: str) -> int:
+        log = self._logs.get(run_id)
+        events = log.events if log is not None else []
+        end = len(events) - 1 if events and events[-1].name == DONE else len(events)
+        return next((e.seq for e in reversed(events[:end]) if e.name == DONE), 0)
 
     def subscribers(self, run_id: str) -> int:
         log = self._logs.get(run_id)

@@ -2,7 +2,7 @@
 
 With it, any process can serve any run's stream: an API-only process streams a run that another
 process drives, and a client that reconnects may land on any process. Each watched run has
-three keys under the prefix: a Redis stream of its events, whose entry ids are `0-<sequence>` so
+keys under the prefix: a Redis stream of its events, whose entry ids are `0-<sequence>` so
 that SSE ids and Last-Event-ID stay plain numbers; a counter that hands out those sequence
 numbers (one Lua script appends a batch atomically, so concurrent publishers never reorder or
 collide); and the watch marker, which producers learn through `refresh`. Keys expire: a finished
@@ -33,6 +33,7 @@ local seq = last - count
 for i = 3, #ARGV, 2 do
   seq = seq + 1
   redis.call('XADD', KEYS[1], '0-' .. seq, 'n', ARGV[i], 'd', ARGV[i + 1])
+  if ARGV[i] == 'done' then redis.call('RPUSH', KEYS[5], seq) end
 end
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[1]) end
 if ARGV[2] == '1' then redis.call('SET', KEYS[4], '1', 'EX', ARGV[1]) end
@@ -55,7 +56,7 @@ class RedisEventBus:
 
     def _keys(self, run_id: str) -> list[str]:
         base = f"{self.prefix}:run:{run_id}"
-        return [f"{base}:log", f"{base}:seq", f"{base}:watch", f"{base}:end"]
+        return [f"{base}:log", f"{base}:seq", f"{base}:watch", f"{base}:end", f"{base}:dones"]
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -80,6 +81,14 @@ class RedisEventBus:
         value = await self.redis.get(self._keys(run_id)[1])
         return int(value) if value is not None else 0
 
+    async def segment_start(self, run_id: str) -> int:
+        keys = self._keys(run_id)
+        last, dones = await self.redis.get(keys[1]), await self.redis.lrange(keys[4], -2, -1)
+        ends = [int(seq) for seq in dones]
+        if ends and last is not None and ends[-1] == int(last):
+            ends.pop()  # the log ends a stream: start at the one before it
+        return ends[-1] if ends else 0
+
     async def publish(
         self, run_id: str, events: Sequence[tuple[str, str]], *, final: bool = False
     ) -> None:
@@ -92,7 +101,7 @@ class RedisEventBus:
         await self._append(keys=self._keys(run_id), args=args)
 
     async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
-        log_key, seq_key, watch_key, end_key = self._keys(run_id)
+        log_key, seq_key, watch_key, end_key, _ = self._keys(run_id)
         position = max(0, after)
         # Its own connection: a blocking read holds one while it waits.
         async with self.redis.client() as reader:

@@ -81,9 +81,9 @@ async def _respond(
 
 
 def _followable_here(request: Request, run: RunRow) -> bool:
-    """Whether this process drives `run`, or will (its executor takes unleased queued runs)."""
+    """Whether this process drives `run` (holds its lease), so its events reach this log."""
     executor = request.app.state.executor
-    return executor is not None and run.lease_owner in (None, executor.owner)
+    return executor is not None and run.lease_owner == executor.owner
 
 
 def _poll_hint(response: Response, settings: SettingsDep) -> None:
@@ -186,11 +186,12 @@ async def run_events(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Any:
     """The run's event stream, from after `Last-Event-ID` (or `after`) to the next `done`:
-    a client whose connection dropped gets the rest of what it was streaming. A run nobody
-    was streaming starts with its current state."""
-    position = after or 0
+    a client whose connection dropped gets the rest of what it was streaming. Without either,
+    the run's latest stream from its start. A run nobody was streaming starts with its
+    current state."""
+    position = after
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        if not last_event_id.strip().isdecimal():
             raise InvalidRequestError(
                 f"Invalid 'Last-Event-ID' header: '{last_event_id}'. Send the `id:` of the "
                 "last event received, a whole number.", param="Last-Event-ID")
@@ -201,6 +202,8 @@ async def run_events(
         # Another process drives it, and without ASSISTANTS_REDIS_URL only that process sees
         # its events: say where it stands, and end.
         return snapshot_stream(f"thread.run.{run.status}", Run.from_row(run).model_dump_json())
+    if position is None:
+        position = await bus.segment_start(run.id)  # the run's latest stream, from its start
     if await bus.watch(run.id) or position > await bus.last_seq(run.id):
         # Not logged (never streamed, or its log is gone): where it stands now.
         position = await bus.last_seq(run.id)
