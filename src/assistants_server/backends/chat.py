@@ -47,12 +47,12 @@ class ChatRequest:
         return body
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TextDelta:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     """A fragment of one tool call. `id` and `name` come with the first fragment of an index."""
 

@@ -81,6 +81,7 @@ class _Log:
     touched: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     subscribers: int = 0
+    waiting: int = 0  # subscribers asleep on `changed`; publishing wakes only those
 
 
 class LocalEventBus:
@@ -145,8 +146,9 @@ class LocalEventBus:
         log.touched = now
         if final:
             log.finished_at = now
-        changed, log.changed = log.changed, asyncio.Event()
-        changed.set()
+        if log.waiting:  # a busy subscriber finds the new events when it comes back
+            changed, log.changed = log.changed, asyncio.Event()
+            changed.set()
 
     async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         log = self._logs.get(run_id)
@@ -168,7 +170,11 @@ class LocalEventBus:
                 elif log.finished_at is not None:
                     return
                 else:
-                    await changed.wait()
+                    log.waiting += 1
+                    try:
+                        await changed.wait()
+                    finally:
+                        log.waiting -= 1
         finally:
             log.subscribers -= 1
 
