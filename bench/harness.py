@@ -3,9 +3,11 @@ backend) as a subprocess, throwaway PostgreSQL schemas, and a description of the
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +24,27 @@ HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer bench"}
 
 class BenchError(Exception):
     pass
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """The parser every script starts from: its docstring's first paragraph, --database-url."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+                   " (a throwaway schema is created and dropped); default: SQLite in a temp dir")
+    return p
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def checked(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a 200, or BenchError saying what was answered instead."""
+    if response.status_code != 200:
+        raise BenchError(f"{response.request.method} {response.request.url.path}: "
+                         f"HTTP {response.status_code} {response.text[:200]}")
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def free_port() -> int:

@@ -28,7 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import HEADERS, RESULTS, BenchError, drop_schema, free_port, machine, start, stop
+from harness import (
+    HEADERS,
+    RESULTS,
+    BenchError,
+    argument_parser,
+    drop_schema,
+    free_port,
+    machine,
+    pct,
+    start,
+    stop,
+)
 from sqlalchemy import insert, text
 
 from assistants_server.config import Settings
@@ -41,9 +52,7 @@ ALPHABET = string.ascii_letters + string.digits
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-                   " (a throwaway schema is created and dropped); default: SQLite in a temp dir")
+    p = argument_parser(__doc__)
     p.add_argument("--messages", type=int, default=100_000, help="size of the big thread")
     p.add_argument("--small", type=int, default=10, help="size of the small thread")
     p.add_argument("--ties", type=int, help="seeded messages sharing each created_at second "
@@ -86,10 +95,6 @@ async def seed(settings: Settings, sizes: list[int], ties: int | None,
                 text("ANALYZE"))
     await engine.dispose()
     return out
-
-
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def run(client: httpx.Client, scenarios: dict[str, Callable[[str], httpx.Request]],

@@ -35,7 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import HEADERS, RESULTS, BenchError, drop_schema, free_port, machine, start, stop
+from harness import (
+    HEADERS,
+    RESULTS,
+    BenchError,
+    argument_parser,
+    checked,
+    drop_schema,
+    free_port,
+    machine,
+    start,
+    stop,
+)
 
 GOAL_ADDED_MS, GOAL_RUNS_PER_S = 10.0, 200.0
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete", "requires_action"}
@@ -50,9 +61,7 @@ Done = tuple[float, float, str, int]  # started, finished (monotonic), status, r
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-                   " (a throwaway schema is created and dropped); default: SQLite in a temp dir")
+    p = argument_parser(__doc__)
     p.add_argument("--seconds", type=float, default=10.0, help="throughput window")
     p.add_argument("--warmup-seconds", type=float, default=2.0, help="untimed, before the window")
     p.add_argument("--clients", type=int, default=50, help="concurrent throughput clients")
@@ -71,14 +80,6 @@ def stats(values: list[float]) -> dict[str, float]:
     q = statistics.quantiles(values, n=100, method="inclusive")
     return {"p50_ms": q[49], "p95_ms": q[94], "mean_ms": statistics.fmean(values),
             "max_ms": max(values), "n": len(values)}
-
-
-def checked(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise BenchError(f"{response.request.method} {response.request.url.path}: "
-                         f"HTTP {response.status_code} {response.text[:200]}")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def new_thread(api: httpx.AsyncClient) -> str:

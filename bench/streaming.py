@@ -28,7 +28,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import HEADERS, RESULTS, BenchError, drop_schema, free_port, machine, start, stop
+from harness import (
+    HEADERS,
+    RESULTS,
+    BenchError,
+    argument_parser,
+    checked,
+    drop_schema,
+    free_port,
+    machine,
+    pct,
+    start,
+    stop,
+)
 
 GOAL_FIRST_DELTA_MS, GOAL_DELTAS_PER_CORE_S, GOAL_RSS_MB = 5.0, 20_000.0, 300.0
 BACKEND = ("import uvicorn; uvicorn.run('tests.fake_backend:create_configured_backend', "
@@ -47,9 +58,7 @@ CHAT_BODY = {"model": "fake", "stream": True, "stream_options": {"include_usage"
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-                   " (a throwaway schema is created and dropped); default: SQLite in a temp dir")
+    p = argument_parser(__doc__)
     p.add_argument("--samples", type=int, default=200, help="timed first-delta samples per path")
     p.add_argument("--warmup", type=int, default=20, help="untimed first-delta samples per path")
     p.add_argument("--relay-chars", type=int, default=20_000,
@@ -57,18 +66,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--relay-streams", type=int, default=4, help="relay-rate streams at once")
     p.add_argument("--streams", type=int, default=1000, help="streams held open for memory")
     return p.parse_args()
-
-
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def checked(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise BenchError(f"{response.request.method} {response.request.url.path}: "
-                         f"HTTP {response.status_code} {response.text[:200]}")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 class Server:
