@@ -8,7 +8,7 @@ lookup, so every page is at most two index range scans whose cost does not grow 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Query
@@ -30,16 +30,23 @@ class ListQuery(BaseModel):
     before: str | None = None
 
 
-def _list_query(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
-    after: Annotated[str | None, Query()] = None,
-    before: Annotated[str | None, Query()] = None,
-) -> ListQuery:
-    return ListQuery(limit=limit, order=order, after=after or None, before=before or None)
+def list_query(max_limit: int = 100, default_limit: int = 20) -> Callable[..., ListQuery]:
+    """The dependency reading `limit`/`order`/`after`/`before`; files page by up to 10,000."""
+
+    # Bounds as defaults, not annotations: the module's annotations are strings that FastAPI
+    # resolves from its globals, where `max_limit` does not live.
+    def read(
+        limit: int = Query(default_limit, ge=1, le=max_limit),
+        order: Literal["asc", "desc"] = Query("desc"),
+        after: str | None = Query(None),
+        before: str | None = Query(None),
+    ) -> ListQuery:
+        return ListQuery(limit=limit, order=order, after=after or None, before=before or None)
+
+    return read
 
 
-ListQueryDep = Annotated[ListQuery, Depends(_list_query)]
+ListQueryDep = Annotated[ListQuery, Depends(list_query())]
 
 
 class ListPage(BaseModel, Generic[ItemT]):

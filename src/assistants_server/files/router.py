@@ -6,7 +6,7 @@ than memory; its size is checked against ASSISTANTS_MAX_UPLOAD_BYTES before it i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from assistants_server.api.deps import SessionDep, SettingsDep
 from assistants_server.api.errors import InvalidRequestError, NotFoundError, file_too_large
-from assistants_server.api.pagination import ListPage, ListQuery, page_of
+from assistants_server.api.pagination import ListPage, ListQuery, list_query, page_of
 from assistants_server.files import service
 from assistants_server.files.blobs import BlobStore
 from assistants_server.files.schemas import DeletedFile, File
@@ -28,14 +28,8 @@ def _blobs(request: Request) -> BlobStore:
     return blobs
 
 
-def _file_list_query(
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
-    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
-    after: Annotated[str | None, Query()] = None,
-    before: Annotated[str | None, Query()] = None,
-) -> ListQuery:
-    """Files page up to 10,000 at a time, and by default return them all (as the service)."""
-    return ListQuery(limit=limit, order=order, after=after or None, before=before or None)
+# Files page up to 10,000 at a time, and by default return them all (as the service).
+FileListQuery = Annotated[ListQuery, Depends(list_query(max_limit=10_000, default_limit=10_000))]
 
 
 @router.post("/v1/files")
@@ -67,7 +61,7 @@ async def create_file(request: Request, session: SessionDep, settings: SettingsD
 
 @router.get("/v1/files")
 async def list_files(
-    session: SessionDep, query: Annotated[ListQuery, Depends(_file_list_query)],
+    session: SessionDep, query: FileListQuery,
     purpose: Annotated[str | None, Query()] = None,
 ) -> ListPage[File]:
     rows, has_more = await service.list_files(session, query, purpose)
