@@ -364,16 +364,23 @@ async def _end(
     async with sessionmaker() as session:
         if (run := await _driven(session, turn.run_id)) is None:
             return
-        now = int(time.time())
-        if status == "cancelled" and run.status == "in_progress":
-            transition_run(run, "cancelling", now)
-            outbox.run(run)
-        rows = turn.rows(now, outbox, answered=False)
-        session.add_all(rows)
-        await end_run(session, run, status, now, outbox, last_error=last_error,
-                      open_rows=turn.still_open(rows))
+        await _stop(session, run, turn, status, int(time.time()), outbox, last_error)
         await session.commit()
     await outbox.publish()
+
+
+async def _stop(
+    session: AsyncSession, run: RunRow, turn: Turn, status: RunStatus, now: int, outbox: Outbox,
+    last_error: dict[str, str] | None = None,
+) -> None:
+    """End `run` early with what `turn` streamed so far, marked incomplete with it."""
+    if status == "cancelled" and run.status == "in_progress":
+        transition_run(run, "cancelling", now)
+        outbox.run(run)
+    rows = turn.rows(now, outbox, answered=False)
+    session.add_all(rows)
+    await end_run(session, run, status, now, outbox, last_error=last_error,
+                  open_rows=turn.still_open(rows))
 
 
 async def _record(
@@ -389,10 +396,7 @@ async def _record(
             return
         now = int(time.time())
         if run.status == "cancelling":
-            rows = turn.rows(now, outbox, answered=False)
-            session.add_all(rows)
-            await end_run(session, run, "cancelled", now, outbox,
-                          open_rows=turn.still_open(rows))
+            await _stop(session, run, turn, "cancelled", now, outbox)
             await session.commit()
             await outbox.publish()
             return

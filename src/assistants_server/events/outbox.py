@@ -35,29 +35,33 @@ class Outbox:
         if self.watching(run_id):
             self.events.append((run_id, name, data))
 
+    # The snapshots check `watching` before serializing (the cost worth skipping), then
+    # append directly.
+
     def thread(self, run_id: str, row: ThreadRow) -> None:
         if self.watching(run_id):
-            self.add(run_id, "thread.created", Thread.from_row(row).model_dump_json())
+            self.events.append((run_id, "thread.created", Thread.from_row(row).model_dump_json()))
 
     def run(self, row: RunRow, name: str | None = None) -> None:
         """`thread.run.<status>` (or `name`); a run that waits or ended closes the stream."""
         if not self.watching(row.id):
             return
-        self.add(row.id, name or f"thread.run.{row.status}", Run.from_row(row).model_dump_json())
+        self.events.append((row.id, name or f"thread.run.{row.status}",
+                            Run.from_row(row).model_dump_json()))
         if name is None and row.status in _CLOSING:
-            self.add(row.id, DONE, "[DONE]")
+            self.events.append((row.id, DONE, "[DONE]"))
             if row.status in TERMINAL:
                 self.ended.add(row.id)
 
     def step(self, row: RunStepRow, run_expires_at: int | None, name: str | None = None) -> None:
         if self.watching(row.run_id):
-            self.add(row.run_id, name or f"thread.run.step.{row.status}",
-                     RunStep.from_row(row, run_expires_at).model_dump_json())
+            self.events.append((row.run_id, name or f"thread.run.step.{row.status}",
+                                RunStep.from_row(row, run_expires_at).model_dump_json()))
 
     def message(self, row: MessageRow, name: str | None = None) -> None:
         if row.run_id is not None and self.watching(row.run_id):
-            self.add(row.run_id, name or f"thread.message.{row.status}",
-                     Message.from_row(row).model_dump_json())
+            self.events.append((row.run_id, name or f"thread.message.{row.status}",
+                                Message.from_row(row).model_dump_json()))
 
     def error(self, run_id: str, message: str = SERVER_ERROR) -> None:
         """The wrapped form the SDK raises from in every mode (`openai.APIError`)."""

@@ -33,9 +33,7 @@ def event_stream(
         if not done:  # the run ended before `after`, or is not logged here
             yield DONE_FRAME
 
-    return EventSourceResponse(frames(), ping=keepalive_seconds, sep="\n",
-                               headers={"Cache-Control": "no-cache",
-                                        "X-Accel-Buffering": "no"})
+    return _response(frames(), keepalive_seconds)
 
 
 def snapshot_stream(name: str, data: str) -> EventSourceResponse:
@@ -43,5 +41,9 @@ def snapshot_stream(name: str, data: str) -> EventSourceResponse:
     async def frames() -> AsyncIterator[bytes]:
         yield f"event: {name}\ndata: {data}\n\n".encode() + DONE_FRAME
 
-    return EventSourceResponse(frames(), ping=0, sep="\n",
-                               headers={"Cache-Control": "no-cache"})
+    return _response(frames(), 0)
+
+
+def _response(frames: AsyncIterator[bytes], keepalive_seconds: float) -> EventSourceResponse:
+    return EventSourceResponse(frames, ping=keepalive_seconds, sep="\n",
+                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
