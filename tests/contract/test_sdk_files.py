@@ -17,7 +17,8 @@ from tests.contract.sdk_errors import server_message
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"max_upload_bytes": 4096}
+    # No executor: its sweeper would purge expired files before the tests do.
+    return {"max_upload_bytes": 4096, "executor_enabled": False}
 
 
 def test_upload_retrieve_download_delete(sdk: Any, tmp_path: Path) -> None:

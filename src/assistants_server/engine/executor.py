@@ -128,6 +128,10 @@ class Executor:
         now = time.time()
         claimable = and_(RunRow.status == "queued", or_(
             RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now))
+        if self.tasks:
+            # A run this process drives may sit queued past its lease (a busy loop); claiming
+            # it again would ask the model twice.
+            claimable = and_(claimable, RunRow.id.not_in(list(self.tasks)))
         claimed: list[str] = []
         async with self.sessionmaker() as session:
             ids = list(await session.scalars(select(RunRow.id).where(claimable).order_by(
@@ -140,6 +144,8 @@ class Executor:
                     claimed.append(run_id)
             await session.commit()
         for run_id in claimed:
+            if run_id in self.adopted:  # waited here past its lease: start it once
+                self.adopted.remove(run_id)
             self._start(run_id)
         return claimed
 
