@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from assistants_server.backends.openai_compat import OpenAICompatibleBackend
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.engine.executor import Executor
+from assistants_server.engine.server_tools import ToolServices
 from assistants_server.engine.tokens import count_text
 from assistants_server.events.bus import EventBus, LocalEventBus
 from assistants_server.events.redis_bus import RedisEventBus
@@ -27,10 +29,39 @@ from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
+from assistants_server.retrieval.embeddings import embedder_from
+from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.router import router as runs_router
+from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
 from assistants_server.threads.router import router as threads_router
+from assistants_server.vector_stores.ingest import Ingestor
+from assistants_server.vector_stores.router import router as vector_stores_router
+from assistants_server.vector_stores.service import forget_file
 
 log = logging.getLogger("assistants_server")
+
+
+async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
+    """The code_interpreter sandbox, or None (the tool then tells the model it is
+    unavailable) where isolation does not work and the operator did not opt out of it."""
+    limits = Limits(wall_seconds=settings.code_interpreter_timeout_seconds,
+                    memory_bytes=settings.code_interpreter_memory_mb << 20,
+                    idle_seconds=settings.code_interpreter_idle_seconds)
+    # A directory per process: sessions belong to the process that started them.
+    sandbox = LocalSandbox(settings.data_dir / "sandboxes" / str(os.getpid()), limits,
+                           isolation=settings.code_interpreter_isolation)
+    try:
+        await sandbox.check()
+    except IsolationUnavailable as exc:
+        log.error("code_interpreter is disabled: %s. Run the server where Linux namespaces "
+                  "are available, or set ASSISTANTS_CODE_INTERPRETER_ISOLATION=none to run "
+                  "code unisolated (see docs/SANDBOX.md).", exc)
+        await sandbox.aclose()
+        return None
+    if settings.code_interpreter_isolation == "none":
+        log.warning("code_interpreter runs code WITHOUT isolation "
+                    "(ASSISTANTS_CODE_INTERPRETER_ISOLATION=none)")
+    return sandbox
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,15 +82,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         async def purge_files() -> None:
             async with app.state.sessionmaker() as session:
-                await purge_expired(session, app.state.blobs, int(time.time()))
+                await purge_expired(session, app.state.blobs, int(time.time()),
+                                    lambda s, file_id: forget_file(s, index, file_id))
         # Room for every run the executor drives at once, each streaming from the backend.
         limits = httpx.Limits(max_connections=settings.executor_concurrency + 16,
                               max_keepalive_connections=settings.executor_concurrency)
         async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds,
                                      limits=limits) as http:
             app.state.http = http
-            executor = None
+            index = DatabaseSearchIndex(embedder_from(settings.embeddings_base_url,
+                                              settings.embeddings_api_key,
+                                              settings.embeddings_model, http))
+            app.state.search_index = index
+            executor = ingestor = sandbox = None
             if settings.executor_enabled:
+                sandbox = await _start_sandbox(settings)
+                services = ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs)
                 backend: ChatBackend = NoBackend()
                 if settings.backend_base_url:
                     backend = OpenAICompatibleBackend(
@@ -71,9 +109,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     concurrency=settings.executor_concurrency,
                     lease_seconds=settings.lease_seconds,
                     context_window=settings.context_window_tokens, bus=bus,
-                    sweepers=[purge_files])
+                    sweepers=[purge_files, *([sandbox.reap_idle] if sandbox else [])],
+                    services=services)
                 await executor.start()
+                ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
+                                    concurrency=settings.ingest_concurrency)
+                await ingestor.start()
             app.state.executor = executor
+            app.state.ingestor = ingestor
             wakeups = None
             if executor is not None and isinstance(bus, RedisEventBus):
                 wakeups = asyncio.create_task(bus.on_wake(executor.notify))
@@ -83,8 +126,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if wakeups is not None:
                     wakeups.cancel()
                     await asyncio.gather(wakeups, return_exceptions=True)
+                if ingestor is not None:
+                    await ingestor.stop()
                 if executor is not None:
                     await executor.stop()
+                if sandbox is not None:
+                    await sandbox.aclose()
                 if isinstance(bus, RedisEventBus):
                     await bus.close()
                 await engine.dispose()
@@ -99,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.
     routers = (runs_router, assistants_router, threads_router, messages_router, models_router,
-               files_router)
+               files_router, vector_stores_router)
     for router in routers:
         app.include_router(router)
 

@@ -7,7 +7,7 @@ environment, so tests can build as many differently configured apps as they like
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -85,7 +85,8 @@ class Settings(BaseSettings):
         536_870_912, ge=1, description="Largest file accepted by POST /v1/files, in bytes."
     )
     executor_enabled: bool = Field(
-        True, description="Drive runs in this process (turn off for API-only processes)."
+        True, description="Drive runs and index vector store files in this process (turn off "
+        "for API-only processes).",
     )
     executor_concurrency: int = Field(64, ge=1, description="Runs driven at once per process.")
     lease_seconds: float = Field(
@@ -121,13 +122,43 @@ class Settings(BaseSettings):
         False, description="Log a line per HTTP request (off by default: it costs throughput).",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    ingest_concurrency: int = Field(
+        2, ge=1, description="Files parsed and indexed at once per process (vector stores).",
+    )
+    embeddings_base_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible /embeddings endpoint; file_search then "
+        "ranks by meaning as well as by keywords. Unset: keyword ranking only.",
+    )
+    code_interpreter_isolation: Literal["namespaces", "none"] = Field(
+        "namespaces",
+        description="How code_interpreter sessions are isolated: 'namespaces' (no network, "
+        "own PID and mount namespaces, resource limits; the tool is disabled where they are "
+        "unavailable) or 'none' (runs code as the server's user: only on a machine you "
+        "trust entirely with every assistant's code).",
+    )
+    code_interpreter_timeout_seconds: float = Field(
+        30.0, gt=0, description="Wall-clock limit of one code_interpreter execution.",
+    )
+    code_interpreter_memory_mb: int = Field(
+        1024, ge=64, description="Memory limit of each code_interpreter process, in MiB.",
+    )
+    code_interpreter_idle_seconds: float = Field(
+        1200.0, gt=0,
+        description="A thread's Python session unused this long is closed (its variables "
+        "and files in /mnt/data are lost).",
+    )
+    embeddings_api_key: str | None = Field(None, description="API key for the embeddings URL.")
+    embeddings_model: str = Field(
+        "text-embedding-3-small", description="Model name sent to the embeddings endpoint.",
+    )
 
     @field_validator("models", "api_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("backend_base_url")
+    @field_validator("backend_base_url", "embeddings_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None

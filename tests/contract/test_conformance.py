@@ -146,15 +146,24 @@ async def test_assistant_objects_match_the_spec(api: Api) -> None:
     assert deleted == {"id": aid, "object": "assistant.deleted", "deleted": True}
 
 
+async def upload(api: Api, name: str = "doc.txt") -> str:
+    response = await api.client.post("/v1/files", data={"purpose": "assistants"},
+                                     files={"file": (name, b"Some text to search.")})
+    return str(response.json()["id"])
+
+
 async def test_thread_objects_match_the_spec(api: Api) -> None:
     bare = await api("post", "/threads", json={})
+    store = await api("post", "/vector_stores", json={})
+    resources = {**TOOL_RESOURCES, "file_search": {"vector_store_ids": [store["id"]]}}
     full = await api("post", "/threads", json={
         "messages": [{"role": "user", "content": content} for content in CONTENTS]
         + [{"role": "assistant", "content": "noted", "metadata": {"k": "v"},
-            "attachments": [{"file_id": "file-doc", "tools": [{"type": "file_search"}]}]}],
-        "metadata": {"user": "42"}, "tool_resources": TOOL_RESOURCES,
+            "attachments": [{"file_id": await upload(api),
+                             "tools": [{"type": "file_search"}]}]}],
+        "metadata": {"user": "42"}, "tool_resources": resources,
     })
-    assert full["tool_resources"] == TOOL_RESOURCES
+    assert full["tool_resources"] == resources
     for thread in (bare, full):
         await api("get", "/threads/{thread_id}", thread_id=thread["id"])
     changes: list[dict[str, Any]] = [
@@ -180,9 +189,9 @@ async def test_message_objects_match_the_spec(api: Api) -> None:
     created.append(await api("post", messages, thread_id=tid, json={
         "role": "user", "content": "Summarise the files", "metadata": {"source": "test"},
         "attachments": [
-            {"file_id": "file-doc", "tools": [{"type": "file_search"}]},
-            {"file_id": "file-csv", "tools": [{"type": "code_interpreter"},
-                                              {"type": "file_search"}]},
+            {"file_id": await upload(api), "tools": [{"type": "file_search"}]},
+            {"file_id": await upload(api, "data.csv"), "tools": [
+                {"type": "code_interpreter"}, {"type": "file_search"}]},
             {"file_id": "file-bare"}]}))
     created.append(await api("post", messages, thread_id=tid, json={
         "role": "assistant", "content": [{"type": "text", "text": "Here you go."}]}))
@@ -201,6 +210,37 @@ async def test_message_objects_match_the_spec(api: Api) -> None:
     assert past_end["data"] == []
     deleted = await api("delete", one, thread_id=tid, message_id=mid)
     assert deleted == {"id": mid, "object": "thread.message.deleted", "deleted": True}
+
+
+async def test_vector_store_objects_match_the_spec(api: Api) -> None:
+    file_id = await upload(api)
+    store = await api("post", "/vector_stores", json={
+        "name": "docs", "file_ids": [file_id], "metadata": {"k": "v"},
+        "expires_after": {"anchor": "last_active_at", "days": 3}})
+    sid = store["id"]
+    await api("get", "/vector_stores/{vector_store_id}", vector_store_id=sid)
+    await api("post", "/vector_stores/{vector_store_id}", vector_store_id=sid,
+              json={"name": "renamed", "expires_after": None})
+    await api("get", "/vector_stores")
+    files = "/vector_stores/{vector_store_id}/files"
+    await api("get", files, vector_store_id=sid, params={"filter": "in_progress"})
+    one = "/vector_stores/{vector_store_id}/files/{file_id}"
+    await api("get", one, vector_store_id=sid, file_id=file_id)
+    await api("post", one, vector_store_id=sid, file_id=file_id,
+              json={"attributes": {"year": 2025, "draft": False}})
+    batch = await api("post", "/vector_stores/{vector_store_id}/file_batches",
+                      vector_store_id=sid, json={"file_ids": [await upload(api)]})
+    batch_path = "/vector_stores/{vector_store_id}/file_batches/{batch_id}"
+    await api("get", batch_path, vector_store_id=sid, batch_id=batch["id"])
+    await api("post", batch_path + "/cancel", vector_store_id=sid, batch_id=batch["id"])
+    await api("get", batch_path + "/files", vector_store_id=sid, batch_id=batch["id"])
+    await api("post", "/vector_stores/{vector_store_id}/search", vector_store_id=sid,
+              json={"query": "text", "max_num_results": 3})
+    await api("get", one + "/content", vector_store_id=sid, file_id=file_id)
+    detached = await api("delete", one, vector_store_id=sid, file_id=file_id)
+    assert detached == {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
+    deleted = await api("delete", "/vector_stores/{vector_store_id}", vector_store_id=sid)
+    assert deleted == {"id": sid, "object": "vector_store.deleted", "deleted": True}
 
 
 async def test_error_bodies_match_the_spec_error_response(api: Api) -> None:

@@ -190,12 +190,18 @@ def test_unknown_cursor_is_a_bad_request(sdk: Any) -> None:
     assert caught.value.param == "after"
 
 
-def test_inline_vector_store_creation_is_refused_not_dropped(sdk: Any) -> None:
+def test_inline_vector_stores_are_created_and_named_by_id(sdk: Any) -> None:
+    file = sdk.files.create(file=("a.txt", b"Some notes."), purpose="assistants")
+    assistant = sdk.beta.assistants.create(model="m", tool_resources={
+        "file_search": {"vector_stores": [{"file_ids": [file.id]}]}})
+    (store_id,) = assistant.tool_resources.file_search.vector_store_ids
+    store = (sdk.vector_stores if hasattr(sdk, "vector_stores")
+             else sdk.beta.vector_stores).retrieve(store_id)
+    assert store.file_counts.total == 1
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.beta.assistants.create(model="m", tool_resources={
-            "file_search": {"vector_stores": [{"file_ids": ["file-a"]}]}})
-    assert caught.value.param == "tool_resources.file_search.vector_stores"
-    assert caught.value.code == "unsupported_parameter"
+            "file_search": {"vector_stores": [{"file_ids": ["file-missing"]}]}})
+    assert "file-missing" in caught.value.message
 
 
 def test_deleting_while_auto_paginating_visits_every_item(sdk: Any) -> None:

@@ -66,12 +66,13 @@ def test_deleting_a_thread_deletes_its_messages(sdk: Any) -> None:
 
 def test_message_create_records_attachments_and_metadata(sdk: Any) -> None:
     thread = sdk.beta.threads.create()
+    file = sdk.files.create(file=("doc.txt", b"A document."), purpose="assistants")
     message = sdk.beta.threads.messages.create(
         thread.id, role="user", content="Summarise the file",
-        attachments=[{"file_id": "file-doc", "tools": [{"type": "file_search"}]}],
+        attachments=[{"file_id": file.id, "tools": [{"type": "file_search"}]}],
         metadata={"source": "test"},
     )
-    assert message.attachments[0].file_id == "file-doc"
+    assert message.attachments[0].file_id == file.id
     assert message.attachments[0].tools[0].type == "file_search"
     assert sdk.beta.threads.messages.retrieve(message.id, thread_id=thread.id) == message
 

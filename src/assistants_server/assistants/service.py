@@ -18,6 +18,7 @@ from assistants_server.tools.definitions import (
     dump_tool_resources,
     dump_tools,
 )
+from assistants_server.vector_stores.resources import create_inline_stores
 
 
 def check_model(model: str, accepted: Sequence[str]) -> None:
@@ -35,6 +36,7 @@ async def create_assistant(
     session: AsyncSession, body: CreateAssistantRequest, accepted_models: Sequence[str]
 ) -> AssistantRow:
     check_model(body.model, accepted_models)
+    await create_inline_stores(session, body.tool_resources)
     row = AssistantRow(
         id=new_id("asst_"),
         created_at=int(time.time()),
@@ -88,6 +90,7 @@ async def modify_assistant(
     if "tools" in sent:
         row.tools = dump_tools(body.tools or [])
     if "tool_resources" in sent:
+        await create_inline_stores(session, body.tool_resources)
         row.tool_resources = dump_tool_resources(body.tool_resources)
     if "metadata" in sent:
         row.metadata_ = body.metadata or {}

@@ -173,3 +173,53 @@ class FileRow(ListedRow):
     status: Mapped[str] = mapped_column(String(16), default="processed")
     status_details: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class VectorStoreRow(ListedRow):
+    """A vector store. Its file counts, usage and in-progress status are read from its files'
+    rows when it is shown, so no counter can drift from what they say."""
+
+    __tablename__ = "vector_stores"
+    __table_args__ = (Index("ix_vector_stores_order", "created_at", "pk"),
+                      Index("ix_vector_stores_expires_at", "expires_at"))
+
+    name: Mapped[str | None] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(String(512))
+    expires_after: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_active_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class VectorStoreFileRow(ListedRow):
+    """A file attached to a vector store; `id` is the file's id, unique within the store.
+    `lease_expires_at` marks the ingestion worker that is indexing it, as runs are leased."""
+
+    __tablename__ = "vector_store_files"
+    __table_args__ = (
+        Index("ix_vector_store_files_order", "vector_store_id", "created_at", "pk"),
+        Index("ix_vector_store_files_batch", "batch_id", "created_at", "pk"),
+        Index("ix_vector_store_files_file", "id"),
+        Index("ix_vector_store_files_pending", "status", "lease_expires_at"),
+        Index("uq_vector_store_files", "vector_store_id", "id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(64))  # the file's id: not unique across stores
+    vector_store_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunking_strategy: Mapped[dict[str, Any]] = mapped_column(Json)
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+
+
+class VectorStoreFileBatchRow(ListedRow):
+    """A batch of files added together; its counts are read from the files naming it."""
+
+    __tablename__ = "vector_store_file_batches"
+
+    vector_store_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -9,7 +9,7 @@ stops once the budget is spent, so a long thread costs no more than what is sent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.backends.chat import ChatRequest
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.engine.tokens import REPLY_PRIMING, count_message
+from assistants_server.tools import code_interpreter, file_search
 
 BATCH = 50
 
@@ -27,13 +28,21 @@ class Context:
     request: ChatRequest
     prompt_tokens: int
     fits: bool  # False when not even the newest message fits the budget
+    # What this run's searches showed the model: (call, result) -> file id, for citations.
+    sources: dict[tuple[int, int], str] = field(default_factory=dict)
+    searches: int = 0  # file_search calls made so far in this run
+    # Files this run's code saved, by their `sandbox:` link, for file_path annotations.
+    paths: dict[str, str] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)  # figures of the last round, to show
 
 
 async def build_context(
     session: AsyncSession, run: RunRow, context_window: int, completion_used: int
 ) -> Context:
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
-    rounds = await _tool_rounds(session, run)
+    rounds, found = await _tool_rounds(session, run)
+    files = (await code_interpreter.file_names(session, run)
+             if any(t["type"] == code_interpreter.NAME for t in run.tools) else [])
     fixed = sum(count_message(m) for m in system + rounds) + REPLY_PRIMING
     budget = context_window - (run.max_completion_tokens or 0)
     if run.max_prompt_tokens is not None:
@@ -44,12 +53,13 @@ async def build_context(
     if run.max_completion_tokens is not None:
         max_tokens = max(1, run.max_completion_tokens - completion_used)
     request = ChatRequest(
-        model=run.model, messages=system + history + rounds, tools=_tools(run),
-        tool_choice=_tool_choice(run), parallel_tool_calls=run.parallel_tool_calls,
+        model=run.model, messages=system + history + rounds, tools=_tools(run, files),
+        tool_choice=_tool_choice(run, first=not rounds),
+        parallel_tool_calls=run.parallel_tool_calls,
         temperature=run.temperature, top_p=run.top_p, max_tokens=max_tokens,
         response_format=_response_format(run.response_format),
     )
-    return Context(request=request, prompt_tokens=fixed + used, fits=fits)
+    return Context(request=request, prompt_tokens=fixed + used, fits=fits, **found)
 
 
 async def _history(
@@ -96,37 +106,79 @@ def chat_message(row: MessageRow) -> dict[str, Any] | None:
     return {"role": row.role, "content": parts}
 
 
-async def _tool_rounds(session: AsyncSession, run: RunRow) -> list[dict[str, Any]]:
-    """This run's finished function-call rounds: the model's calls and the client's outputs."""
-    if not _tools(run):
-        return []  # no function tools, no rounds: spare the query on every plain turn
+async def _tool_rounds(
+    session: AsyncSession, run: RunRow
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """This run's finished tool rounds: the model's calls and their outputs (the client's for
+    functions, ours for server tools), and what the server tools left for the answer
+    (`sources`, `searches`, `paths`, `images`: see Context)."""
+    found: dict[str, Any] = {"sources": {}, "searches": 0, "paths": {}, "images": []}
+    if not run.tools:
+        return [], found  # no tools, no rounds: spare the query on every plain turn
     steps = await session.scalars(
-        select(RunStepRow).where(RunStepRow.run_id == run.id, RunStepRow.type == "tool_calls",
-                                 RunStepRow.status == "completed")
+        select(RunStepRow).where(RunStepRow.run_id == run.id, RunStepRow.status == "completed")
         .order_by(RunStepRow.created_at, RunStepRow.pk))
     messages: list[dict[str, Any]] = []
     for step in steps:
-        calls = [c for c in step.step_details["tool_calls"] if c["type"] == "function"]
+        if step.type != "tool_calls":
+            found["images"] = []  # figures before a message were shown in it
+            continue
+        calls = [_as_chat_call(c) for c in step.step_details["tool_calls"]]
         messages.append({"role": "assistant", "content": None, "tool_calls": [
-            {"id": c["id"], "type": "function", "function": {
-                "name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-            for c in calls]})
-        messages += [{"role": "tool", "tool_call_id": c["id"],
-                      "content": c["function"]["output"] or ""} for c in calls]
-    return messages
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
+        messages += [{"role": "tool", "tool_call_id": c["id"], "content": c["output"]}
+                     for c in calls]
+        for call in step.step_details["tool_calls"]:
+            found["sources"].update(file_search.sources_of(call))
+            found["searches"] += call["type"] == file_search.NAME
+            model = call.get("_model") or {}
+            found["paths"].update(model.get("paths") or {})
+            found["images"] += model.get("images") or []
+    return messages, found
 
 
-def _tools(run: RunRow) -> list[dict[str, Any]]:
-    return [{"type": "function", "function": tool["function"]}
-            for tool in run.tools if tool["type"] == "function"]
+def _as_chat_call(call: dict[str, Any]) -> dict[str, str]:
+    """A step's tool call as the model made it: functions as stored, server tools from what
+    the model was shown (`_model`)."""
+    if call["type"] == "function":
+        function = call["function"]
+        return {"id": call["id"], "name": function["name"], "arguments": function["arguments"],
+                "output": function["output"] or ""}
+    model = call.get("_model") or {}
+    return {"id": call["id"], "name": model.get("name", call["type"]),
+            "arguments": model.get("arguments", "{}"), "output": model.get("output", "")}
 
 
-def _tool_choice(run: RunRow) -> Any:
+SERVER_TOOLS = frozenset({file_search.NAME, code_interpreter.NAME})
+
+
+def _tools(run: RunRow, files: list[str] | None = None) -> list[dict[str, Any]]:
+    """The tools as the backend is offered them: functions as given, server tools as the
+    functions that stand for them."""
+    tools = []
+    for tool in run.tools:
+        if tool["type"] == "function":
+            tools.append({"type": "function", "function": tool["function"]})
+        elif tool["type"] == file_search.NAME:
+            tools.append(file_search.DEFINITION)
+        elif tool["type"] == code_interpreter.NAME:
+            tools.append(code_interpreter.definition(files or []))
+    return tools
+
+
+def _tool_choice(run: RunRow, first: bool = True) -> Any:
+    """The run's `tool_choice`; one that forces a tool forces the first call only, so that the
+    model answers once the tool has run."""
     if not _tools(run):
         return None
     choice = run.tool_choice
+    if not first and (choice == "required" or isinstance(choice, dict)):
+        return "auto"
+    if isinstance(choice, dict) and choice.get("type") in SERVER_TOOLS:
+        return {"type": "function", "function": {"name": choice["type"]}}
     if isinstance(choice, dict) and choice.get("type") != "function":
-        return "auto"  # file_search / code_interpreter choices are not backend tools
+        return "auto"  # a tool this server does not offer the model
     return choice
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistants_server.backends.chat import ChatBackend
 from assistants_server.db.models import RunRow
 from assistants_server.engine.runner import FAULT, drive_run
+from assistants_server.engine.server_tools import ToolServices
 from assistants_server.events.bus import EventBus
 from assistants_server.events.outbox import Outbox
 from assistants_server.runs.lifecycle import end_run
@@ -49,8 +50,10 @@ class Executor:
         context_window: int = 128_000,
         bus: EventBus | None = None,
         sweepers: Sequence[Callable[[], Awaitable[object]]] = (),
+        services: ToolServices | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.services = services or ToolServices()
         self.backend = backend
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
@@ -152,7 +155,7 @@ class Executor:
     async def _drive(self, run_id: str) -> None:
         try:
             await drive_run(self.sessionmaker, self.backend, run_id, self.context_window,
-                            self.bus)
+                            self.bus, self.services)
         except asyncio.CancelledError:
             pass
         except Exception:

@@ -18,9 +18,9 @@ from assistants_server.api.pagination import ListPage, ListQuery, list_query, pa
 from assistants_server.files import service
 from assistants_server.files.blobs import BlobStore
 from assistants_server.files.schemas import DeletedFile, File
+from assistants_server.vector_stores.service import forget_file
 
 router = APIRouter(tags=["files"])
-
 
 
 def _blobs(request: Request) -> BlobStore:
@@ -76,6 +76,8 @@ async def retrieve_file(file_id: str, session: SessionDep) -> File:
 @router.delete("/v1/files/{file_id}")
 async def delete_file(file_id: str, session: SessionDep, request: Request) -> DeletedFile:
     deleted = await service.delete_file(session, file_id)
+    # Leaves every vector store it was in, chunks and all, in the same commit.
+    await forget_file(session, request.app.state.search_index, deleted)
     await session.commit()
     await _blobs(request).delete(deleted)
     return DeletedFile(id=deleted)

@@ -4,6 +4,7 @@ leave it only after the record's deletion committed, so a record never names mis
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
 from sqlalchemy import ColumnElement, or_, select
@@ -113,13 +114,19 @@ async def delete_file(session: AsyncSession, file_id: str) -> str:
     return row.id
 
 
-async def purge_expired(session: AsyncSession, blobs: BlobStore, now: int) -> int:
+async def purge_expired(
+    session: AsyncSession, blobs: BlobStore, now: int,
+    forget: Callable[[AsyncSession, str], Awaitable[None]] | None = None,
+) -> int:
     """Forget files past their `expires_at`: records first (leaving tombstones, so cursors
-    naming them keep working), bytes after the commit."""
+    naming them keep working; `forget` takes each out of what else uses it, in the same
+    transaction), bytes after the commit."""
     expired = list(await session.scalars(
         select(FileRow).where(FileRow.expires_at <= now).limit(500)))
     for row in expired:
         await delete_listed(session, row)
+        if forget is not None:
+            await forget(session, row.id)
     if not expired:
         return 0
     await session.commit()

@@ -18,6 +18,7 @@ from assistants_server.messages.schemas import (
 )
 from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.threads.service import create_thread, get_thread
+from assistants_server.vector_stores.resources import attach_to_thread
 
 
 def new_message(thread_id: str, body: CreateMessageRequest, created_at: int) -> MessageRow:
@@ -41,13 +42,16 @@ async def add_messages(
     rows = [new_message(thread.id, body, now) for body in bodies]
     session.add_all(rows)
     _share_code_interpreter_files(thread, bodies)
+    await attach_to_thread(session, thread, [
+        a.file_id for body in bodies for a in body.attachments or []
+        if any(tool.type == "file_search" for tool in a.tools)])
     await session.flush()
     return rows
 
 
 def _share_code_interpreter_files(thread: ThreadRow, bodies: list[CreateMessageRequest]) -> None:
     """A code_interpreter attachment makes its file available to the thread's tool, as the
-    service did (file_search attachments need the vector stores API, which comes later)."""
+    service did."""
     attached = [a.file_id for body in bodies for a in body.attachments or []
                 if any(tool.type == "code_interpreter" for tool in a.tools)]
     if not attached:

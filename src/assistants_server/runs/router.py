@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import SessionDep, SettingsDep
@@ -23,6 +23,7 @@ from assistants_server.events.outbox import Outbox
 from assistants_server.events.sse import event_stream, snapshot_stream
 from assistants_server.runs import service
 from assistants_server.runs.schemas import (
+    RESULT_CONTENT,
     CreateRunRequest,
     CreateThreadAndRunRequest,
     ModifyRunRequest,
@@ -213,18 +214,33 @@ async def run_events(
     return event_stream(bus, run.id, position, settings.stream_keepalive_seconds)
 
 
+def _include(
+    include: Annotated[list[str] | None, Query(alias="include[]")] = None,
+) -> frozenset[str]:
+    """`include[]`: the extra fields a step may carry (file_search results' content)."""
+    for value in include or []:
+        if value != RESULT_CONTENT:
+            raise InvalidRequestError(
+                f"Invalid value for 'include[]': '{value}'. The only supported value is "
+                f"'{RESULT_CONTENT}'.", param="include", code="invalid_value")
+    return frozenset(include or [])
+
+
+IncludeDep = Annotated[frozenset[str], Depends(_include)]
+
+
 @router.get(RUNS + "/{run_id}/steps")
 async def list_run_steps(
-    thread_id: str, run_id: str, session: SessionDep, query: ListQueryDep
+    thread_id: str, run_id: str, session: SessionDep, query: ListQueryDep, include: IncludeDep
 ) -> ListPage[RunStep]:
     run, rows, has_more = await service.list_steps(session, thread_id, run_id, query)
-    steps = [RunStep.from_row(r, run.expires_at) for r in rows]
+    steps = [RunStep.from_row(r, run.expires_at, include) for r in rows]
     return ListPage[RunStep](**page_of(steps, has_more))
 
 
 @router.get(RUNS + "/{run_id}/steps/{step_id}")
 async def retrieve_run_step(
-    thread_id: str, run_id: str, step_id: str, session: SessionDep
+    thread_id: str, run_id: str, step_id: str, session: SessionDep, include: IncludeDep
 ) -> RunStep:
     run, step = await service.get_step(session, thread_id, run_id, step_id)
-    return RunStep.from_row(step, run.expires_at)
+    return RunStep.from_row(step, run.expires_at, include)

@@ -162,12 +162,33 @@ class RunStep(BaseModel):
     metadata: dict[str, str]
 
     @classmethod
-    def from_row(cls, row: RunStepRow, run_expires_at: int | None = None) -> RunStep:
+    def from_row(cls, row: RunStepRow, run_expires_at: int | None = None,
+                 include: frozenset[str] = frozenset()) -> RunStep:
         return cls(
             id=row.id, created_at=row.created_at, run_id=row.run_id,
             assistant_id=row.assistant_id, thread_id=row.thread_id, type=row.type,
             status=row.status, cancelled_at=row.cancelled_at, completed_at=row.completed_at,
             expired_at=row.expired_at, expires_at=run_expires_at, failed_at=row.failed_at,
-            last_error=row.last_error, step_details=row.step_details, usage=row.usage,
-            metadata=row.metadata_,
+            last_error=row.last_error, usage=row.usage, metadata=row.metadata_,
+            step_details=shown_details(row.step_details, RESULT_CONTENT in include),
         )
+
+
+RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def shown_details(details: dict[str, Any], with_content: bool) -> dict[str, Any]:
+    """Step details as clients see them: without what only the model was shown (`_model`),
+    and file_search results without their content unless `include[]` asked for it."""
+    if details.get("type") != "tool_calls":
+        return details
+    calls = []
+    for stored in details["tool_calls"]:
+        call = {key: value for key, value in stored.items() if key != "_model"}
+        if call["type"] == "file_search" and not with_content:
+            search = call["file_search"]
+            call["file_search"] = {**search, "results": [
+                {k: v for k, v in result.items() if k != "content"}
+                for result in search.get("results", [])]}
+        calls.append(call)
+    return {**details, "tool_calls": calls}

@@ -39,6 +39,7 @@ from assistants_server.tools.definitions import (
     dump_tool_resources,
     dump_tools,
 )
+from assistants_server.vector_stores.resources import create_inline_stores
 
 
 async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
@@ -82,6 +83,7 @@ async def create_thread_and_run(
 ) -> tuple[ThreadRow, RunRow]:
     assistant = await get_assistant(session, body.assistant_id)
     thread = await create_thread_with_messages(session, body.thread or CreateThreadRequest())
+    await create_inline_stores(session, body.tool_resources)
     resources = (dump_tool_resources(body.tool_resources) if body.tool_resources is not None
                  else None)
     run = await _insert_run(session, thread, assistant, body, _instructions(body, assistant),

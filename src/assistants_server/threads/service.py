@@ -12,10 +12,12 @@ from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRo
 from assistants_server.ids import check_id, new_id
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest
 from assistants_server.tools.definitions import dump_tool_resources
+from assistants_server.vector_stores.resources import create_inline_stores
 
 
 async def create_thread(session: AsyncSession, body: CreateThreadRequest) -> ThreadRow:
     """The thread row only; `messages.service.create_thread_with_messages` adds messages."""
+    await create_inline_stores(session, body.tool_resources)
     row = ThreadRow(
         id=new_id("thread_"),
         created_at=int(time.time()),
@@ -42,6 +44,7 @@ async def modify_thread(
     if "metadata" in body.model_fields_set:
         row.metadata_ = body.metadata or {}
     if "tool_resources" in body.model_fields_set:
+        await create_inline_stores(session, body.tool_resources)
         row.tool_resources = dump_tool_resources(body.tool_resources)
     await session.flush()
     return row

@@ -157,19 +157,19 @@ class VectorStoreSpec(WireModel):
 
 
 class FileSearchResources(WireModel):
+    """At most one vector store: an existing one by id, or one made from `vector_stores`."""
+
     vector_store_ids: Annotated[list[str], Field(max_length=1)] = []
     vector_stores: Annotated[list[VectorStoreSpec], Field(max_length=1)] | None = None
 
-    @field_validator("vector_stores")
-    @classmethod
-    def _no_inline_stores(cls, value: list[VectorStoreSpec] | None) -> None:
-        # Creating a store here needs the vector stores API; refuse rather than drop it silently.
-        if value is not None:
+    @model_validator(mode="after")
+    def _one_store(self) -> FileSearchResources:
+        if self.vector_store_ids and self.vector_stores:
             raise rule_error(
-                "'{param}' is not supported by this server yet: it has no vector stores API. "
-                "Leave it out, or pass existing ids in 'vector_store_ids'.",
-                code="unsupported_parameter")
-        return None
+                "Invalid '{param}': pass either 'vector_store_ids' or 'vector_stores', not "
+                "both; a thread or an assistant uses at most one vector store.",
+                code="invalid_value")
+        return self
 
 
 class ToolResources(WireModel):

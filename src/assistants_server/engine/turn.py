@@ -1,0 +1,287 @@
+"""One turn of a run: what the model says, relayed to the run's stream as it comes and kept
+in memory until the turn's outcome is written.
+
+The rows it builds (message, message_creation step, tool_calls step) stay out of any session
+until then; their snapshots are what the stream shows. Calls of server tools (file_search)
+are shown as their own tool types, and the markers the model copies from search results
+become `file_citation` annotations, streamed as soon as a marker is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from json.encoder import encode_basestring
+from typing import Any
+
+from assistants_server.backends.chat import ChatEvent, Finish, TextDelta, ToolCallDelta, Usage
+from assistants_server.db.models import MessageRow, RunRow, RunStepRow
+from assistants_server.events.bus import EventBus
+from assistants_server.events.outbox import Outbox
+from assistants_server.ids import new_id
+from assistants_server.tools.code_interpreter import CodeInput, code_of, file_paths
+from assistants_server.tools.file_search import MARKER, citations
+
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+SERVER_TOOLS = frozenset({"file_search", "code_interpreter"})
+
+
+class Turn:
+    def __init__(
+        self, run: RunRow, bus: EventBus | None,
+        sources: Mapping[tuple[int, int], str] | None = None, searches: int = 0,
+        paths: Mapping[str, str] | None = None, images: list[str] | None = None,
+    ) -> None:
+        self.run_id, self.thread_id, self.assistant_id = run.id, run.thread_id, run.assistant_id
+        self.expires_at = run.expires_at
+        self.bus = bus
+        self.server_tools = SERVER_TOOLS & {tool["type"] for tool in run.tools}
+        self.sources = sources or {}
+        self.searches = searches  # file_search calls of earlier rounds: numbers the next
+        self.paths = paths or {}  # saved files by their sandbox: link
+        self.images = images or []  # figures shown before the text, as image_file parts
+        self.text = ""
+        self._cited = 0  # annotations already streamed
+        self._scanned = 0  # where to look for the next citation marker
+        self._linked = 0  # where to look for the next sandbox: link
+        self._inputs: dict[int, CodeInput] = {}  # code being written, per call slot
+        self.calls: list[dict[str, str]] = []
+        self._slots: dict[int, int] = {}  # backend tool-call index -> our dense index
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+        self.message: MessageRow | None = None
+        self.message_step: RunStepRow | None = None
+        self.tool_step: RunStepRow | None = None
+        self.message_closed = False  # closed mid-turn, when tool calls began
+        self._message_live = False  # its created event reached the stream, so deltas may
+        self._announced = False  # its created events were published mid-turn
+        self._tools_live = False
+        self.written = False  # its rows are in the database (its server tools are running)
+
+    async def add(self, event: ChatEvent) -> None:
+        if isinstance(event, TextDelta):
+            await self._text(event.text)
+        elif isinstance(event, ToolCallDelta):
+            await self._tool_call(event)
+        elif isinstance(event, Finish):
+            self.finish = event.reason
+        elif isinstance(event, Usage):
+            self.usage = event
+
+    async def _text(self, text: str) -> None:
+        # Models do not write text after tool calls in one answer; if one did, the message
+        # that was already completed on the stream stays as it was shown.
+        if not text or self.message_closed or self.tool_step is not None:
+            return
+        if self.message is None:
+            outbox = Outbox(self.bus)
+            self._new_message(int(time.time()))
+            self._announce_message(outbox)
+            self._announced = True
+            self._message_live = bool(outbox.events)
+            await outbox.publish()
+            if self.images and self._message_live:
+                await self._delta(self._image_parts())
+        first = not self.text
+        self.text += text
+        annotated = self._new_annotations(text)
+        if not self._message_live or self.bus is None:
+            return
+        index = len(self.images)
+        if annotated:
+            # The annotations ride with the text that completed them, so handlers that
+            # print `delta.value` never see a delta without one.
+            await self._delta([{"index": index, "type": "text",
+                                "text": {"value": text, "annotations": annotated}}])
+            return
+        # Formatted by hand: this runs once per token. `annotations` only in the first.
+        more = ',"annotations":[]' if first else ""
+        await self.bus.publish(self.run_id, [("thread.message.delta", (
+            f'{{"id":"{self.message.id}","object":"thread.message.delta","delta":'  # type: ignore[union-attr]
+            f'{{"content":[{{"index":{index},"type":"text","text":{{"value":'
+            f'{encode_basestring(text)}{more}}}}}]}}}}'))])
+
+    async def _delta(self, parts: list[dict[str, Any]]) -> None:
+        assert self.message is not None and self.bus is not None
+        await self.bus.publish(self.run_id, [("thread.message.delta", json.dumps({
+            "id": self.message.id, "object": "thread.message.delta",
+            "delta": {"content": parts}}, separators=(",", ":")))])
+
+    def _image_parts(self) -> list[dict[str, Any]]:
+        return [{"index": i, "type": "image_file", "image_file": {"file_id": file_id}}
+                for i, file_id in enumerate(self.images)]
+
+    def _new_annotations(self, text: str) -> list[dict[str, Any]]:
+        """Annotations completed by the latest text (citation markers, links to saved
+        files), numbered on from the last; a marker or link still being written waits."""
+        found = []
+        if self.sources and "】" in text:
+            found += citations(self.text, self.sources, self._scanned)
+            ends = [marker.end() for marker in MARKER.finditer(self.text, self._scanned)]
+            if ends:
+                self._scanned = ends[-1]
+        if self.paths:
+            links = file_paths(self.text, self.paths, self._linked, final=False)
+            if links:
+                self._linked = links[-1]["end_index"]
+            found += links
+        found.sort(key=lambda annotation: int(annotation["start_index"]))
+        numbered = [{"index": self._cited + i, **annotation}
+                    for i, annotation in enumerate(found)]
+        self._cited += len(found)
+        return numbered
+
+    async def _tool_call(self, delta: ToolCallDelta) -> None:
+        outbox = Outbox(self.bus)
+        now = int(time.time())
+        if self.message is not None and not self.message_closed:
+            self.close_message(now, outbox)
+            self.message_closed = True
+        if self.tool_step is None:
+            self.tool_step = self._step("tool_calls", now, {"type": "tool_calls",
+                                                            "tool_calls": []})
+            outbox.step(self.tool_step, self.expires_at, "thread.run.step.created")
+            outbox.step(self.tool_step, self.expires_at, "thread.run.step.in_progress")
+            self._tools_live = bool(outbox.events)
+        slot = self._slots.get(delta.index)
+        part: dict[str, Any] | None
+        if slot is None:
+            slot = self._slots[delta.index] = len(self.calls)
+            kind = delta.name if delta.name in self.server_tools else "function"
+            call = {"id": delta.id or new_id("call_"), "type": kind, "name": delta.name or "",
+                    "arguments": delta.arguments}
+            self.calls.append(call)
+            part = {"index": slot, **self._placeholder(call, complete=False)}
+            await self._code_input(outbox, slot, kind, delta.arguments, part)
+        else:
+            # Only the new fragment: the SDK concatenates strings, so nothing is re-sent.
+            call = self.calls[slot]
+            call["arguments"] += delta.arguments
+            part = None  # file_search's arguments are the model's business, not shown
+            await self._code_input(outbox, slot, call["type"], delta.arguments, None)
+            if call["type"] == "function":
+                function: dict[str, str] = {"arguments": delta.arguments}
+                if delta.name and not call["name"]:
+                    call["name"] = function["name"] = delta.name
+                part = {"index": slot, "type": "function", "function": function}
+        if self._tools_live and part is not None and call["type"] != "code_interpreter":
+            outbox.add(self.run_id, "thread.run.step.delta", self._step_delta(part))
+        await outbox.publish()
+
+    async def _code_input(
+        self, outbox: Outbox, slot: int, kind: str, fragment: str, first: dict[str, Any] | None,
+    ) -> None:
+        """Relay the code a code_interpreter call is writing as `input` deltas (after the
+        call's first delta, `first`, when this fragment opened it)."""
+        if kind != "code_interpreter":
+            return
+        piece = self._inputs.setdefault(slot, CodeInput()).feed(fragment)
+        if not self._tools_live or self.tool_step is None:
+            return
+        if first is not None:
+            outbox.add(self.run_id, "thread.run.step.delta", self._step_delta(first))
+        if piece:
+            outbox.add(self.run_id, "thread.run.step.delta", self._step_delta(
+                {"index": slot, "type": "code_interpreter",
+                 "code_interpreter": {"input": piece}}))
+
+    def _step_delta(self, part: dict[str, Any]) -> str:
+        assert self.tool_step is not None
+        return json.dumps({"id": self.tool_step.id, "object": "thread.run.step.delta",
+                           "delta": {"step_details": {"type": "tool_calls",
+                                                      "tool_calls": [part]}}},
+                          separators=(",", ":"))
+
+    @staticmethod
+    def _placeholder(call: Mapping[str, str], complete: bool = True) -> dict[str, Any]:
+        """A call as its step shows it before it has an output (`complete`: its arguments
+        are all there)."""
+        if call["type"] == "function":
+            return {"id": call["id"], "type": "function", "function": {
+                "name": call["name"], "arguments": call["arguments"], "output": None}}
+        if call["type"] == "code_interpreter":
+            code = code_of(call["arguments"]) if complete else ""
+            return {"id": call["id"], "type": call["type"],
+                    "code_interpreter": {"input": code, "outputs": []}}
+        return {"id": call["id"], "type": call["type"], call["type"]: {}}
+
+    def _new_message(self, now: int) -> None:
+        self.message = MessageRow(
+            id=new_id("msg_"), created_at=now, thread_id=self.thread_id, role="assistant",
+            content=[], status="in_progress", assistant_id=self.assistant_id,
+            run_id=self.run_id, attachments=[], metadata_={})
+        self.message_step = self._step("message_creation", now, {
+            "type": "message_creation", "message_creation": {"message_id": self.message.id}})
+
+    def _announce_message(self, outbox: Outbox) -> None:
+        """The step's and the message's created and in_progress events (still empty)."""
+        assert self.message is not None and self.message_step is not None
+        outbox.step(self.message_step, self.expires_at, "thread.run.step.created")
+        outbox.step(self.message_step, self.expires_at, "thread.run.step.in_progress")
+        outbox.message(self.message, "thread.message.created")
+        outbox.message(self.message, "thread.message.in_progress")
+
+    def _step(self, kind: str, now: int, details: dict[str, Any]) -> RunStepRow:
+        return RunStepRow(
+            id=new_id("step_"), created_at=now, run_id=self.run_id, thread_id=self.thread_id,
+            assistant_id=self.assistant_id, type=kind, status="in_progress",
+            step_details=details, usage=None, metadata_={})
+
+    def close_message(self, now: int, outbox: Outbox) -> None:
+        """The message and its step completed (the turn goes on with tool calls)."""
+        assert self.message is not None and self.message_step is not None
+        self.message.content = self._content()
+        self.message.status, self.message.completed_at = "completed", now
+        self.message_step.status, self.message_step.completed_at = "completed", now
+        self.message_step.usage = dict(NO_USAGE)
+        outbox.message(self.message)
+        outbox.step(self.message_step, self.expires_at)
+
+    def _content(self) -> list[dict[str, Any]]:
+        annotations = citations(self.text, self.sources) if self.sources else []
+        annotations += file_paths(self.text, self.paths) if self.paths else []
+        annotations.sort(key=lambda annotation: int(annotation["start_index"]))
+        images = [{"type": "image_file", "image_file": {"file_id": file_id}}
+                  for file_id in self.images]
+        return [*images, {"type": "text", "text": {"value": self.text,
+                                                    "annotations": annotations}}]
+
+    def rows(self, now: int, outbox: Outbox, *, answered: bool) -> list[Any]:
+        """The turn's rows as they stand, open ones in_progress for `end_run` to close.
+        `answered`: the model finished, so even an empty answer is a message."""
+        if self.message is None and answered and not self.calls:
+            self._new_message(now)  # an empty answer: announced below, in this attempt's events
+        rows: list[Any] = []
+        if self.message is not None and self.message_step is not None:
+            if not self.message_closed:
+                self.message.status, self.message.completed_at = "in_progress", None
+                self.message_step.status, self.message_step.completed_at = "in_progress", None
+                if not self._announced:  # each attempt's events go out only if it commits
+                    self.message.content = []
+                    self._announce_message(outbox)
+                self.message.content = self._content()
+            rows += [self.message, self.message_step]
+        if self.tool_step is not None:
+            self.tool_step.step_details = {"type": "tool_calls", "tool_calls": [
+                self._placeholder(call) for call in self.calls]}
+            self.tool_step.status = "in_progress"
+            rows.append(self.tool_step)
+        for row in rows:
+            row.pk = None  # an attempt rolled back may have numbered it; number it afresh
+        return rows
+
+    @staticmethod
+    def still_open(rows: list[Any]) -> tuple[list[MessageRow], list[RunStepRow]]:
+        """What `end_run` closes, among the rows of `rows()`."""
+        return ([r for r in rows if isinstance(r, MessageRow) and r.status == "in_progress"],
+                [r for r in rows if isinstance(r, RunStepRow) and r.status == "in_progress"])
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The calls the client must answer (`required_action`): the function calls."""
+        return [{"id": call["id"], "type": "function",
+                 "function": {"name": call["name"], "arguments": call["arguments"]}}
+                for call in self.calls if call["type"] == "function"]
+
+    def server_calls(self) -> list[dict[str, str]]:
+        return [call for call in self.calls if call["type"] != "function"]

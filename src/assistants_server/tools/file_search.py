@@ -1,0 +1,121 @@
+"""The file_search tool in runs: what the model is offered, the search it asks for, what it
+is shown, and the `file_citation` annotations made from the markers it cites.
+
+The model sees each result under a marker `【<call>:<result>†<filename>】` (the hosted
+service's form) and is asked to copy the marker where it uses the result; `<call>` numbers the
+run's searches, so markers stay unique across rounds. Markers the model writes that name a
+result it was shown become annotations of the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants_server.db.models import RunRow, ThreadRow, VectorStoreRow
+from assistants_server.retrieval.index import SearchIndex
+from assistants_server.vector_stores.search import search_stores
+
+NAME = "file_search"
+DEFAULT_MAX_RESULTS = 20
+RANKER = "default_2024_08_21"
+MARKER = re.compile(r"【(\d+):(\d+)†([^】\n]{0,256})】")
+
+DEFINITION = {"type": "function", "function": {
+    "name": NAME,
+    "description": (
+        "Search the files the user has provided. Returns excerpts, each under a marker like "
+        "【0:1†report.pdf】. When your answer uses an excerpt, cite it by copying its marker "
+        "right after the sentence that uses it."),
+    "parameters": {"type": "object", "properties": {"queries": {
+        "type": "array", "items": {"type": "string"},
+        "description": "One or more search queries: the user's question, and rephrasings "
+                       "or sub-questions that could find other relevant passages."}},
+        "required": ["queries"]},
+}}
+
+Sources = Mapping[tuple[int, int], str]  # (call, result) -> file id
+
+
+def queries_of(arguments: str) -> list[str]:
+    """The model's queries; a model that sent plain text or a `query` string is understood."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return [arguments] if arguments.strip() else []
+    if isinstance(parsed, dict):
+        value = parsed.get("queries", parsed.get("query", []))
+        items = value if isinstance(value, list) else [value]
+        return [str(q) for q in items if str(q).strip()][:5]
+    return []
+
+
+async def run_file_search(
+    session: AsyncSession, index: SearchIndex, run: RunRow, call_id: str, arguments: str,
+    ordinal: int,
+) -> dict[str, Any]:
+    """Search the run's stores (the assistant's and the thread's); the step's tool call entry,
+    with what the model is shown under `_model`."""
+    options = next((t.get("file_search") or {} for t in run.tools if t["type"] == NAME), {})
+    ranking = options.get("ranking_options") or {}
+    threshold = float(ranking.get("score_threshold", 0.0))
+    limit = int(options.get("max_num_results") or DEFAULT_MAX_RESULTS)
+    queries = queries_of(arguments)
+    stores = await _stores(session, run)
+    results = await search_stores(session, index, stores, queries, max_results=limit,
+                                  score_threshold=threshold) if queries else []
+    shown = [{"file_id": r.file_id, "file_name": r.filename, "score": r.score,
+              "content": r.content} for r in results]
+    return {"id": call_id, "type": NAME,
+            "file_search": {"ranking_options": {"ranker": RANKER, "score_threshold": threshold},
+                            "results": shown},
+            "_model": {"name": NAME, "arguments": arguments,
+                       "output": _output(queries, shown, ordinal, bool(stores)),
+                       "sources": [r["file_id"] for r in shown], "ordinal": ordinal}}
+
+
+async def _stores(session: AsyncSession, run: RunRow) -> list[VectorStoreRow]:
+    thread_resources = await session.scalar(
+        select(ThreadRow.tool_resources).where(ThreadRow.id == run.thread_id))
+    ids: list[str] = []
+    for resources in (run.tool_resources, thread_resources):
+        ids += ((resources or {}).get(NAME) or {}).get("vector_store_ids") or []
+    if not ids:
+        return []
+    return list(await session.scalars(
+        select(VectorStoreRow).where(VectorStoreRow.id.in_(dict.fromkeys(ids)))))
+
+
+def _output(queries: list[str], results: list[dict[str, Any]], ordinal: int,
+            has_stores: bool) -> str:
+    if not has_stores:
+        return "No files are available to search."
+    if not results:
+        return f"No results found for: {'; '.join(queries) or '(no query)'}."
+    parts = [f"【{ordinal}:{i}†{r['file_name']}】\n{r['content'][0]['text']}"
+             for i, r in enumerate(results)]
+    return "\n\n".join(parts)
+
+
+def sources_of(call: Mapping[str, Any]) -> dict[tuple[int, int], str]:
+    model = call.get("_model") or {}
+    if call.get("type") != NAME or "ordinal" not in model:
+        return {}
+    return {(model["ordinal"], i): file_id for i, file_id in enumerate(model["sources"])}
+
+
+def citations(text: str, sources: Sources, start: int = 0) -> list[dict[str, Any]]:
+    """`file_citation` annotations for the known markers in `text` from `start` on."""
+    found = []
+    for match in MARKER.finditer(text, start):
+        file_id = sources.get((int(match[1]), int(match[2])))
+        if file_id is not None:
+            found.append({"type": "file_citation", "text": match[0],
+                          "start_index": match.start(), "end_index": match.end(),
+                          "file_citation": {"file_id": file_id}})
+    return found

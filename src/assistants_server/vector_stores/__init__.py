@@ -1,0 +1,1 @@
+"""The vector stores API: stores, their files, file batches and search."""
