@@ -216,3 +216,25 @@ async def _age(settings: Settings, store_id: str) -> None:
                                      .values(last_active_at=past, expires_at=past + 86_400))
     finally:
         await engine.dispose()
+
+
+def test_cookbook_assistant_shows_its_tools_and_stores_as_the_service_did(sdk: Any) -> None:
+    tutor = sdk.beta.assistants.create(model="gpt-4o", name="Math Tutor")
+    tutor = sdk.beta.assistants.update(tutor.id, tools=[{"type": "code_interpreter"}])
+    assert tutor.tool_resources.code_interpreter.file_ids == []
+    store = stores(sdk).create(name="paper")
+    tutor = sdk.beta.assistants.update(
+        tutor.id, tools=[{"type": "code_interpreter"}, {"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    search = tutor.tools[1].file_search
+    assert search.max_num_results is None
+    assert (search.ranking_options.ranker, search.ranking_options.score_threshold) == (
+        "default_2024_08_21", 0.0)
+    thread = sdk.beta.threads.create(
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    deleted = stores(sdk).delete(store.id)
+    assert deleted.deleted and deleted.object == "vector_store.deleted"
+    assert sdk.beta.assistants.retrieve(tutor.id).tool_resources.file_search.vector_store_ids \
+        == []
+    assert sdk.beta.threads.retrieve(thread.id).tool_resources.file_search.vector_store_ids \
+        == []

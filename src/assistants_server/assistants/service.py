@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +47,8 @@ async def create_assistant(
         instructions=body.instructions,
         reasoning_effort=body.reasoning_effort,
         tools=dump_tools(body.tools),
-        tool_resources=dump_tool_resources(body.tool_resources),
+        tool_resources=_with_defaults(dump_tools(body.tools),
+                                      dump_tool_resources(body.tool_resources)),
         metadata_=body.metadata,
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
@@ -55,6 +57,14 @@ async def create_assistant(
     session.add(row)
     await session.flush()
     return row
+
+
+def _with_defaults(tools: list[Any], resources: dict[str, Any]) -> dict[str, Any]:
+    """An assistant with code_interpreter shows its (empty) file list, as the service did."""
+    if any(tool["type"] == "code_interpreter" for tool in tools) and (
+            "code_interpreter" not in resources):
+        return {**resources, "code_interpreter": {"file_ids": []}}
+    return resources
 
 
 async def get_assistant(session: AsyncSession, assistant_id: str) -> AssistantRow:
@@ -92,6 +102,8 @@ async def modify_assistant(
     if "tool_resources" in sent:
         await create_inline_stores(session, body.tool_resources)
         row.tool_resources = dump_tool_resources(body.tool_resources)
+    if sent & {"tools", "tool_resources"}:
+        row.tool_resources = _with_defaults(row.tools, row.tool_resources)
     if "metadata" in sent:
         row.metadata_ = body.metadata or {}
     if "temperature" in sent:

@@ -142,8 +142,21 @@ def dump_tools(tools: list[Any]) -> list[dict[str, Any]]:
         item = tool.model_dump(exclude_none=True)
         if item["type"] == "function":
             item["function"].setdefault("strict", False)
+        elif item["type"] == "file_search":
+            item = _file_search_defaults(tool)
         dumped.append(item)
     return dumped
+
+
+def _file_search_defaults(tool: FileSearchTool) -> dict[str, Any]:
+    """file_search with its options filled in, as the service showed them: `max_num_results`
+    null (the model's default) and the ranker `auto` stands for, named."""
+    options = tool.file_search or FileSearchOptions()
+    ranking = options.ranking_options or RankingOptions()
+    ranker = "default_2024_08_21" if ranking.ranker == "auto" else ranking.ranker
+    return {"type": "file_search", "file_search": {
+        "max_num_results": options.max_num_results,
+        "ranking_options": {"ranker": ranker, "score_threshold": ranking.score_threshold}}}
 
 
 class CodeInterpreterResources(WireModel):

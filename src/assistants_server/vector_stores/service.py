@@ -11,13 +11,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, NotFoundError
 from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.db.models import (
+    AssistantRow,
     FileRow,
+    ThreadRow,
     VectorStoreFileBatchRow,
     VectorStoreFileRow,
     VectorStoreRow,
@@ -110,7 +112,23 @@ async def delete_vector_store(session: AsyncSession, index: SearchIndex, store_i
     await index.remove(session, store.id)
     await session.execute(delete(VectorStoreFileBatchRow).where(
         VectorStoreFileBatchRow.vector_store_id == store.id))
+    await _unlink(session, store.id)
     await delete_listed(session, store)
+
+
+async def _unlink(session: AsyncSession, store_id: str) -> None:
+    """A deleted store leaves the tool_resources of the assistants and threads naming it, as
+    on the service (their lists show it gone)."""
+    for column in (AssistantRow.tool_resources, ThreadRow.tool_resources):
+        rows = await session.scalars(select(column.class_).where(
+            cast(column, String).contains(store_id)))
+        for row in rows:
+            resources = dict(row.tool_resources or {})
+            section = dict(resources.get("file_search") or {})
+            section["vector_store_ids"] = [
+                i for i in section.get("vector_store_ids", []) if i != store_id]
+            resources["file_search"] = section
+            row.tool_resources = resources
 
 
 def is_expired(store: VectorStoreRow, now: int) -> bool:
