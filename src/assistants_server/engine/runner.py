@@ -16,9 +16,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +36,7 @@ from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.states import RunStatus, transition_run, transition_step
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 FAULT = {"code": "server_error", "message": "The server had an error while processing this run."}
 # Server tool rounds one run may take before it is stopped (a model calling tools forever).
 MAX_ROUNDS = 10
@@ -85,29 +86,17 @@ async def _relay(
     deadline: float,
 ) -> bool:
     """Relay the model's answer into `turn`; False when the run ended on the way."""
-    run_id = turn.run_id
+
+    async def relay() -> bool:
+        async for event in answer:
+            await turn.add(event)
+        return True
+
     try:
-        async with asyncio.timeout(max(0.0, deadline - time.time())):
-            async for event in answer:
-                await turn.add(event)
-    except BackendError as exc:
-        error = {"code": exc.code, "message": exc.message}
-        await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", error))
-        return False
-    except TimeoutError:
-        await on_fresh_state(lambda: _end(sessionmaker, turn, "expired", None))
-        return False
-    except asyncio.CancelledError:
-        await asyncio.shield(on_fresh_state(lambda: _end(sessionmaker, turn, "cancelled", None)))
-        raise
-    except Exception:
-        # A fault of ours mid-answer: the stream gets the `error` event, the run fails.
-        log.exception("run %s failed unexpectedly while relaying the answer", run_id)
-        await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", FAULT, fault=True))
-        return False
+        return await _guarded(sessionmaker, turn, deadline, relay, "relaying the answer") \
+            is not None
     finally:
         answer.close()
-    return True
 
 
 async def _serve(
@@ -116,22 +105,38 @@ async def _serve(
 ) -> bool:
     """Run the turn's server tool calls and record their outputs; True when the model is to
     be asked again (no function call is left for the client)."""
+    entries = await _guarded(
+        sessionmaker, turn, deadline, lambda: execute_calls(
+            sessionmaker, services, turn.run_id, turn.server_calls(), turn.searches),
+        "running its tools")
+    if entries is None:
+        return False
+    return await asyncio.shield(
+        on_fresh_state(lambda: _record_tools(sessionmaker, turn, entries)))
+
+
+async def _guarded(
+    sessionmaker: async_sessionmaker[AsyncSession], turn: Turn, deadline: float,
+    work: Callable[[], Awaitable[T]], doing: str,
+) -> T | None:
+    """`work`, within the run's deadline; when it fails, runs out of time or is cancelled, the
+    run ends the way that calls for (keeping what was streamed) and None is returned."""
     try:
         async with asyncio.timeout(max(0.0, deadline - time.time())):
-            entries = await execute_calls(sessionmaker, services, turn.run_id,
-                                          turn.server_calls(), turn.searches)
+            return await work()
+    except BackendError as exc:
+        error = {"code": exc.code, "message": exc.message}
+        await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", error))
     except TimeoutError:
         await on_fresh_state(lambda: _end(sessionmaker, turn, "expired", None))
-        return False
     except asyncio.CancelledError:
         await asyncio.shield(on_fresh_state(lambda: _end(sessionmaker, turn, "cancelled", None)))
         raise
     except Exception:
-        log.exception("run %s failed unexpectedly while running its tools", turn.run_id)
+        # A fault of ours: the stream gets the `error` event, the run fails.
+        log.exception("run %s failed unexpectedly while %s", turn.run_id, doing)
         await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", FAULT, fault=True))
-        return False
-    return await asyncio.shield(
-        on_fresh_state(lambda: _record_tools(sessionmaker, turn, entries)))
+    return None
 
 
 async def _record_tools(

@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistants_server.db.models import FileRow, RunRow, ThreadRow
+from assistants_server.db.models import FileRow, RunRow
 from assistants_server.files.blobs import BlobStore
 from assistants_server.files.service import create_file
 from assistants_server.sandbox import WORK_DIR, ExecutionResult, Sandbox, SandboxError
+from assistants_server.tools.resources import resource_ids
 
 log = logging.getLogger(__name__)
 NAME = "code_interpreter"
@@ -132,12 +133,7 @@ async def place_files(
 
 
 async def file_ids(session: AsyncSession, run: RunRow) -> list[str]:
-    thread = await session.scalar(
-        select(ThreadRow.tool_resources).where(ThreadRow.id == run.thread_id))
-    ids: list[str] = []
-    for resources in (run.tool_resources, thread):
-        ids += ((resources or {}).get(NAME) or {}).get("file_ids") or []
-    return list(dict.fromkeys(ids))
+    return await resource_ids(session, run, NAME, "file_ids")
 
 
 async def file_names(session: AsyncSession, run: RunRow) -> list[str]:

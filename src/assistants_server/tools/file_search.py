@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.db.models import RunRow, ThreadRow, VectorStoreRow
+from assistants_server.db.models import RunRow, VectorStoreRow
 from assistants_server.retrieval.index import SearchIndex
+from assistants_server.tools.resources import resource_ids
 from assistants_server.vector_stores.search import search_stores
 
 NAME = "file_search"
@@ -80,15 +81,10 @@ async def run_file_search(
 
 
 async def _stores(session: AsyncSession, run: RunRow) -> list[VectorStoreRow]:
-    thread_resources = await session.scalar(
-        select(ThreadRow.tool_resources).where(ThreadRow.id == run.thread_id))
-    ids: list[str] = []
-    for resources in (run.tool_resources, thread_resources):
-        ids += ((resources or {}).get(NAME) or {}).get("vector_store_ids") or []
+    ids = await resource_ids(session, run, NAME, "vector_store_ids")
     if not ids:
         return []
-    return list(await session.scalars(
-        select(VectorStoreRow).where(VectorStoreRow.id.in_(dict.fromkeys(ids)))))
+    return list(await session.scalars(select(VectorStoreRow).where(VectorStoreRow.id.in_(ids))))
 
 
 def _output(queries: list[str], results: list[dict[str, Any]], ordinal: int,
