@@ -215,15 +215,18 @@ async def run_events(
 
 
 def _include(
-    include: Annotated[list[str] | None, Query(alias="include[]")] = None,
+    brackets: Annotated[list[str] | None, Query(alias="include[]")] = None,
+    plain: Annotated[list[str] | None, Query(alias="include")] = None,
 ) -> frozenset[str]:
-    """`include[]`: the extra fields a step may carry (file_search results' content)."""
-    for value in include or []:
+    """`include[]` (as the SDK sends it, or plain `include`): the extra fields a step may
+    carry (file_search results' content)."""
+    include = [*(brackets or []), *(plain or [])]
+    for value in include:
         if value != RESULT_CONTENT:
             raise InvalidRequestError(
                 f"Invalid value for 'include[]': '{value}'. The only supported value is "
                 f"'{RESULT_CONTENT}'.", param="include", code="invalid_value")
-    return frozenset(include or [])
+    return frozenset(include)
 
 
 IncludeDep = Annotated[frozenset[str], Depends(_include)]
