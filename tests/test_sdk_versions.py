@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -18,11 +19,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PINNED = "1.59.4"
-TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "jsonschema>=4.22", "pyyaml>=6"]
+
+
+def _test_deps() -> list[str]:
+    """The `test` extra of pyproject.toml, but the SDK: that one is pinned."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [dep for dep in project["optional-dependencies"]["test"]
+            if not dep.startswith("openai")]
 
 
 def _environment() -> Path:
-    stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + PINNED.encode()).hexdigest()
+    stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + PINNED.encode()
+                           + Path(__file__).read_bytes()).hexdigest()
     home = ROOT / ".cache" / f"sdk-{PINNED}"
     python = home / "bin" / "python"
     marker = home / ".stamp"
@@ -31,7 +39,7 @@ def _environment() -> Path:
     venv.EnvBuilder(clear=True, with_pip=True).create(home)
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "-e", str(ROOT), f"openai=={PINNED}", *TEST_DEPS],
+         "-e", str(ROOT), f"openai=={PINNED}", *_test_deps()],
         check=True, capture_output=True, text=True,
     )
     marker.write_text(stamp)
