@@ -202,3 +202,4 @@ def test_a_forced_search_is_forced_once_then_the_model_answers(
     assert run.status == "completed"
     assert sent[0]["tool_choice"] == {"type": "function", "function": {"name": "file_search"}}
     assert sent[1]["tool_choice"] == "auto"
+

@@ -32,6 +32,8 @@ class ToolServices:
     index: SearchIndex | None = None
     sandbox: Sandbox | None = None
     blobs: BlobStore | None = None
+    # The model's context: one search's excerpts may take a quarter of it at most.
+    context_window: int = 128_000
 
 
 async def execute_calls(
@@ -45,7 +47,8 @@ async def execute_calls(
             async with sessionmaker() as session:
                 run = await _run(session, run_id)
                 entry = await file_search.run_file_search(
-                    session, services.index, run, call["id"], call["arguments"], searches)
+                    session, services.index, run, call["id"], call["arguments"], searches,
+                    budget_tokens=services.context_window // 4)
                 await session.commit()
             searches += 1
         elif call["type"] == code_interpreter.NAME and services.sandbox is not None:

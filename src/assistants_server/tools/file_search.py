@@ -18,8 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.db.models import RunRow, VectorStoreRow
+from assistants_server.engine.tokens import count_text
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.tools.resources import resource_ids
+from assistants_server.vector_stores.schemas import SearchResult
 from assistants_server.vector_stores.search import search_stores
 
 NAME = "file_search"
@@ -58,10 +60,11 @@ def queries_of(arguments: str) -> list[str]:
 
 async def run_file_search(
     session: AsyncSession, index: SearchIndex, run: RunRow, call_id: str, arguments: str,
-    ordinal: int,
+    ordinal: int, budget_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Search the run's stores (the assistant's and the thread's); the step's tool call entry,
-    with what the model is shown under `_model`."""
+    with what the model is shown under `_model`. `budget_tokens` bounds the excerpts shown,
+    best first, so a small context window is not filled by one search."""
     options = next((t.get("file_search") or {} for t in run.tools if t["type"] == NAME), {})
     ranking = options.get("ranking_options") or {}
     threshold = float(ranking.get("score_threshold", 0.0))
@@ -71,13 +74,24 @@ async def run_file_search(
     results = await search_stores(session, index, stores, queries, max_results=limit,
                                   score_threshold=threshold) if queries else []
     shown = [{"file_id": r.file_id, "file_name": r.filename, "score": r.score,
-              "content": r.content} for r in results]
+              "content": r.content} for r in _within(results, budget_tokens)]
     return {"id": call_id, "type": NAME,
             "file_search": {"ranking_options": {"ranker": RANKER, "score_threshold": threshold},
                             "results": shown},
             "_model": {"name": NAME, "arguments": arguments,
                        "output": _output(queries, shown, ordinal, bool(stores)),
                        "sources": [r["file_id"] for r in shown], "ordinal": ordinal}}
+
+
+def _within(results: list[SearchResult], budget: int | None) -> list[SearchResult]:
+    kept: list[SearchResult] = []
+    used = 0
+    for result in results:
+        used += count_text(result.content[0]["text"])
+        if budget is not None and kept and used > budget:
+            break
+        kept.append(result)
+    return kept
 
 
 async def _stores(session: AsyncSession, run: RunRow) -> list[VectorStoreRow]:
