@@ -31,6 +31,20 @@ def stores(sdk: Any) -> Any:
     return sdk.vector_stores if hasattr(sdk, "vector_stores") else sdk.beta.vector_stores
 
 
+def search(sdk: Any, store_id: str, **body: Any) -> list[dict[str, Any]]:
+    """POST .../search through the SDK's client; 1.59.4 has no method for it."""
+    page = sdk.post(f"/vector_stores/{store_id}/search", cast_to=object, body=body)
+    results: list[dict[str, Any]] = page["data"]
+    return results
+
+
+def content(sdk: Any, store_id: str, file_id: str) -> list[dict[str, Any]]:
+    """GET .../files/{file_id}/content through the SDK's client (not in 1.59.4 either)."""
+    page = sdk.get(f"/vector_stores/{store_id}/files/{file_id}/content", cast_to=object)
+    parts: list[dict[str, Any]] = page["data"]
+    return parts
+
+
 def upload(sdk: Any, name: str, data: bytes) -> Any:
     return sdk.files.create(file=(name, data, "application/octet-stream"), purpose="assistants")
 
@@ -59,13 +73,12 @@ def test_create_with_files_indexes_them_and_search_ranks_the_right_one(sdk: Any)
     assert done.file_counts.completed == 3 and done.file_counts.in_progress == 0
     assert done.usage_bytes > len(REFUNDS)
 
-    page = stores(sdk).search(store.id, query="How long does express delivery take?")
-    results = list(page)
-    assert results[0].file_id == files[1].id and results[0].filename == "shipping.md"
-    assert "two days" in results[0].content[0].text and 0 < results[0].score <= 1
-    top = list(stores(sdk).search(store.id, query="I forgot my password", max_num_results=1))
-    assert [r.file_id for r in top] == [files[2].id]
-    assert "var x" not in top[0].content[0].text  # scripts are not text
+    results = search(sdk, store.id, query="How long does express delivery take?")
+    assert results[0]["file_id"] == files[1].id and results[0]["filename"] == "shipping.md"
+    assert "two days" in results[0]["content"][0]["text"] and 0 < results[0]["score"] <= 1
+    top = search(sdk, store.id, query="I forgot my password", max_num_results=1)
+    assert [r["file_id"] for r in top] == [files[2].id]
+    assert "var x" not in top[0]["content"][0]["text"]  # scripts are not text
 
     listed = stores(sdk).files.list(store.id)
     assert sorted(f.id for f in listed) == sorted(f.id for f in files)
@@ -83,8 +96,7 @@ def test_create_and_poll_upload_and_poll_and_file_content(sdk: Any) -> None:
     other = upload(sdk, "shipping.txt", SHIPPING.encode())
     polled = stores(sdk).files.create_and_poll(vector_store_id=store.id, file_id=other.id)
     assert polled.status == "completed" and polled.id == other.id
-    content = stores(sdk).files.content(file_id=other.id, vector_store_id=store.id)
-    assert "".join(part.text for part in content) == SHIPPING
+    assert "".join(part["text"] for part in content(sdk, store.id, other.id)) == SHIPPING
     assert stores(sdk).retrieve(store.id).file_counts.completed == 2
 
 
@@ -132,15 +144,15 @@ def test_detaching_keeps_the_file_and_deleting_the_file_leaves_every_store(sdk: 
     assert (detached.id, detached.object, detached.deleted) == (
         kept.id, "vector_store.file.deleted", True)
     assert sdk.files.retrieve(kept.id).id == kept.id  # the file itself stays
-    assert not list(stores(sdk).search(first.id, query="refund damaged items"))
+    assert not search(sdk, first.id, query="refund damaged items")
     with pytest.raises(openai.NotFoundError):
         stores(sdk).files.retrieve(file_id=kept.id, vector_store_id=first.id)
 
-    assert list(stores(sdk).search(second.id, query="express delivery"))
+    assert search(sdk, second.id, query="express delivery")
     sdk.files.delete(doomed.id)
     for store in (first, second):
         assert stores(sdk).retrieve(store.id).file_counts.total == 0
-        assert not list(stores(sdk).search(store.id, query="express delivery"))
+        assert not search(sdk, store.id, query="express delivery")
 
 
 def test_attribute_filters_narrow_the_search(sdk: Any) -> None:
@@ -148,20 +160,20 @@ def test_attribute_filters_narrow_the_search(sdk: Any) -> None:
     old = upload(sdk, "2023.txt", f"2023 edition. {REFUNDS}".encode())
     new = upload(sdk, "2025.txt", f"2025 edition. {REFUNDS}".encode())
     for file, year in ((old, 2023), (new, 2025)):
-        stores(sdk).files.create_and_poll(vector_store_id=store.id, file_id=file.id,
-                                          attributes={"year": year, "region": "eu"})
+        stores(sdk).files.create(vector_store_id=store.id, file_id=file.id,
+                                 extra_body={"attributes": {"year": year, "region": "eu"}})
+        stores(sdk).files.poll(file.id, vector_store_id=store.id)
     query = "refund for damaged items"
-    recent = list(stores(sdk).search(store.id, query=query,
-                                     filters={"type": "gte", "key": "year", "value": 2024}))
-    assert [r.file_id for r in recent] == [new.id]
-    assert recent[0].attributes == {"year": 2025, "region": "eu"}
+    recent = search(sdk, store.id, query=query,
+                    filters={"type": "gte", "key": "year", "value": 2024})
+    assert [r["file_id"] for r in recent] == [new.id]
+    assert recent[0]["attributes"] == {"year": 2025, "region": "eu"}
     both = {"type": "and", "filters": [{"type": "eq", "key": "region", "value": "eu"},
                                        {"type": "in", "key": "year", "value": [2023, 2025]}]}
-    assert {r.file_id for r in stores(sdk).search(store.id, query=query, filters=both)} == {
+    assert {r["file_id"] for r in search(sdk, store.id, query=query, filters=both)} == {
         old.id, new.id}
     with pytest.raises(openai.BadRequestError) as caught:
-        stores(sdk).search(store.id, query=query, filters={"type": "like", "key": "y",
-                                                            "value": 1})
+        search(sdk, store.id, query=query, filters={"type": "like", "key": "y", "value": 1})
     assert caught.value.body["param"] == "filters.type"
 
 
@@ -178,8 +190,7 @@ def test_chunking_strategy_is_validated_and_stored(sdk: Any) -> None:
         chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100,
                                                         "chunk_overlap_tokens": 20}})
     assert added.chunking_strategy.static.max_chunk_size_tokens == 100
-    chunks = list(stores(sdk).files.content(file_id=file.id, vector_store_id=store.id))
-    assert len(chunks) > 5
+    assert len(content(sdk, store.id, file.id)) > 5
 
 
 def test_modify_list_delete_and_expiry(sdk: Any, settings: Settings) -> None:
@@ -195,7 +206,7 @@ def test_modify_list_delete_and_expiry(sdk: Any, settings: Settings) -> None:
     expired = stores(sdk).retrieve(second.id)
     assert expired.status == "expired"
     with pytest.raises(openai.BadRequestError) as caught:
-        stores(sdk).search(second.id, query="anything")
+        search(sdk, second.id, query="anything")
     assert "expired" in server_message(caught.value)
 
     deleted = stores(sdk).delete(first.id)

@@ -149,14 +149,16 @@ def dump_tools(tools: list[Any]) -> list[dict[str, Any]]:
 
 
 def _file_search_defaults(tool: FileSearchTool) -> dict[str, Any]:
-    """file_search with its options filled in, as the service showed them: `max_num_results`
-    null (the model's default) and the ranker `auto` stands for, named."""
+    """file_search with its ranking options filled in, as the service showed them (the
+    ranker `auto` stands for, named); `max_num_results` only when it was given."""
     options = tool.file_search or FileSearchOptions()
     ranking = options.ranking_options or RankingOptions()
     ranker = "default_2024_08_21" if ranking.ranker == "auto" else ranking.ranker
-    return {"type": "file_search", "file_search": {
-        "max_num_results": options.max_num_results,
-        "ranking_options": {"ranker": ranker, "score_threshold": ranking.score_threshold}}}
+    shown: dict[str, Any] = {"ranking_options": {"ranker": ranker,
+                                                 "score_threshold": ranking.score_threshold}}
+    if options.max_num_results is not None:
+        shown = {"max_num_results": options.max_num_results, **shown}
+    return {"type": "file_search", "file_search": shown}
 
 
 class CodeInterpreterResources(WireModel):
