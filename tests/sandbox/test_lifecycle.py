@@ -304,3 +304,21 @@ async def test_check_says_why_isolation_is_unavailable(
             await box.check()
     finally:
         await box.aclose()
+
+
+async def test_a_python_installed_under_tmp_still_runs_isolated(tmp_path: Path) -> None:
+    """The jail's private /tmp must not hide an interpreter (a virtualenv) that lives there."""
+    import venv
+
+    home = Path(tempfile.mkdtemp(prefix="venv-", dir="/tmp"))
+    try:
+        venv.EnvBuilder(with_pip=False, symlinks=True).create(home)
+        sandbox = LocalSandbox(tmp_path / "sessions", python=str(home / "bin" / "python"))
+        try:
+            await sandbox.check()
+            result = await sandbox.execute("t", "import sys, os\nprint(sys.prefix, os.getcwd())")
+            assert result.error is None and result.logs.split() == [str(home), "/mnt/data"]
+        finally:
+            await sandbox.aclose()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -62,6 +62,11 @@ def enter(config: SessionConfig) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here may reach the host
     root = config["new_root"]
     _mount("sandbox", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=8m")
+    # The private /tmp first: a Python installation that lives under /tmp (a virtualenv made
+    # there) is then bound inside it rather than hidden by it.
+    os.mkdir(root + "/tmp")
+    _mount("tmp", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"mode=1777,size={config['tmp_bytes']}")
     bound: list[str] = []
     for path in sorted(config["expose"], key=lambda p: len(os.path.realpath(p))):
         _expose(root, path, bound)
@@ -69,9 +74,6 @@ def enter(config: SessionConfig) -> None:
     _make_dev(root, config["tmp_bytes"])
     os.makedirs(root + "/mnt/data")
     _bind(config["work_dir"], root + "/mnt/data", writable=True)
-    os.mkdir(root + "/tmp")
-    _mount("tmp", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-           f"mode=1777,size={config['tmp_bytes']}")
     os.mkdir(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _bind(root + "/proc/sys", root + "/proc/sys")
