@@ -40,6 +40,7 @@ class Ingestor:
         self.concurrency, self.lease_seconds = concurrency, lease_seconds
         self.poll_seconds = poll_seconds
         self.tasks: set[asyncio.Task[None]] = set()
+        self.held: dict[int, float] = {}  # files being indexed here: pk -> claim token
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -50,12 +51,22 @@ class Ingestor:
         self._loop_task = asyncio.create_task(self._loop(), name="ingestor")
 
     async def stop(self) -> None:
-        """Stop claiming and abandon files being indexed: their leases run out and another
-        round (here after a restart, or another process) indexes them again."""
+        """Stop claiming and abandon the files being indexed, releasing their claims so that
+        the next process to look (this one after a restart, or another) indexes them at once
+        rather than when the lease runs out."""
         tasks = [t for t in (self._loop_task, *self.tasks) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.held:
+            async with self.sessionmaker() as session:
+                for pk, token in self.held.items():
+                    await session.execute(update(VectorStoreFileRow).where(
+                        VectorStoreFileRow.pk == pk,
+                        VectorStoreFileRow.lease_expires_at == token).values(
+                        lease_expires_at=None))
+                await session.commit()
+            self.held.clear()
 
     async def _loop(self) -> None:
         while True:
@@ -92,6 +103,7 @@ class Ingestor:
                     claimed.append(pk)
             await session.commit()
         for pk in claimed:
+            self.held[pk] = token
             task = asyncio.create_task(self.ingest(pk, token), name=f"ingest-{pk}")
             self.tasks.add(task)
             task.add_done_callback(self._done)
@@ -103,6 +115,10 @@ class Ingestor:
 
     async def ingest(self, pk: int, token: float) -> None:
         """Index one claimed file and write its outcome."""
+        await self._ingest(pk, token)
+        self.held.pop(pk, None)  # not on cancel: stop() releases what was left
+
+    async def _ingest(self, pk: int, token: float) -> None:
         async with self.sessionmaker() as session:
             row = await session.get(VectorStoreFileRow, pk)
             if row is None:
