@@ -13,7 +13,6 @@ was streamed, marked incomplete.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -375,13 +374,9 @@ def _show_outputs(outbox: Outbox, step: RunStepRow) -> None:
     for slot, call in enumerate(step.step_details["tool_calls"]):
         outputs = (call.get("code_interpreter") or {}).get("outputs")
         if call["type"] == "code_interpreter" and outputs:
-            outbox.add(step.run_id, "thread.run.step.delta", json.dumps({
-                "id": step.id, "object": "thread.run.step.delta", "delta": {"step_details": {
-                    "type": "tool_calls", "tool_calls": [{
-                        "index": slot, "type": "code_interpreter", "code_interpreter": {
-                            "outputs": [{"index": i, **output}
-                                        for i, output in enumerate(outputs)]}}]}}},
-                separators=(",", ":")))
+            outbox.tool_call_delta(step, {
+                "index": slot, "type": "code_interpreter", "code_interpreter": {
+                    "outputs": [{"index": i, **output} for i, output in enumerate(outputs)]}})
 
 
 def _add_usage(run: RunRow, usage: dict[str, int]) -> None:

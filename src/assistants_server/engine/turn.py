@@ -166,7 +166,7 @@ class Turn:
                     call["name"] = function["name"] = delta.name
                 part = {"index": slot, "type": "function", "function": function}
         if self._tools_live and part is not None and call["type"] != "code_interpreter":
-            outbox.add(self.run_id, "thread.run.step.delta", self._step_delta(part))
+            outbox.tool_call_delta(self.tool_step, part)
         await outbox.publish()
 
     async def _code_input(
@@ -180,18 +180,10 @@ class Turn:
         if not self._tools_live or self.tool_step is None:
             return
         if first is not None:
-            outbox.add(self.run_id, "thread.run.step.delta", self._step_delta(first))
+            outbox.tool_call_delta(self.tool_step, first)
         if piece:
-            outbox.add(self.run_id, "thread.run.step.delta", self._step_delta(
-                {"index": slot, "type": "code_interpreter",
-                 "code_interpreter": {"input": piece}}))
-
-    def _step_delta(self, part: dict[str, Any]) -> str:
-        assert self.tool_step is not None
-        return json.dumps({"id": self.tool_step.id, "object": "thread.run.step.delta",
-                           "delta": {"step_details": {"type": "tool_calls",
-                                                      "tool_calls": [part]}}},
-                          separators=(",", ":"))
+            outbox.tool_call_delta(self.tool_step, {
+                "index": slot, "type": "code_interpreter", "code_interpreter": {"input": piece}})
 
     @staticmethod
     def _placeholder(call: Mapping[str, str], complete: bool = True) -> dict[str, Any]:

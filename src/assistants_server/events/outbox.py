@@ -8,6 +8,7 @@ holds it. Only runs the bus watches are serialized at all.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.events.bus import DONE, EventBus
@@ -57,6 +58,14 @@ class Outbox:
         if self.watching(row.run_id):
             self.events.append((row.run_id, name or f"thread.run.step.{row.status}",
                                 RunStep.from_row(row, run_expires_at).model_dump_json()))
+
+    def tool_call_delta(self, row: RunStepRow, part: dict[str, Any]) -> None:
+        """`thread.run.step.delta` carrying one tool call's part (its `index` included)."""
+        if self.watching(row.run_id):
+            self.events.append((row.run_id, "thread.run.step.delta", json.dumps({
+                "id": row.id, "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [part]}}},
+                separators=(",", ":"))))
 
     def message(self, row: MessageRow, name: str | None = None) -> None:
         if row.run_id is not None and self.watching(row.run_id):
