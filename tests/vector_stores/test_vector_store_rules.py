@@ -118,3 +118,17 @@ async def test_unknown_ids_are_not_found(client: httpx.AsyncClient) -> None:
             ).status_code == 404
     bad = await client.get(f"/v1/vector_stores/{store['id']}/files", params={"filter": "x"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "filter"
+
+
+async def test_inline_store_errors_name_their_place_in_the_request(
+    client: httpx.AsyncClient,
+) -> None:
+    inline = "tool_resources.file_search.vector_stores[0]."
+    bad_chunks = {"type": "static", "static": {"max_chunk_size_tokens": 50,
+                                               "chunk_overlap_tokens": 0}}
+    for spec, param in (({"chunking_strategy": bad_chunks}, inline + "chunking_strategy"),
+                        ({"file_ids": ["file-missing"]}, inline + "file_ids")):
+        response = await client.post("/v1/threads", json={
+            "tool_resources": {"file_search": {"vector_stores": [spec]}}})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == param

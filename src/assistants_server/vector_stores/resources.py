@@ -32,9 +32,8 @@ async def create_inline_stores(session: AsyncSession, resources: ToolResources |
         request = CreateVectorStoreRequest.model_construct(
             file_ids=spec.file_ids, name=None, expires_after=None,
             chunking_strategy=spec.chunking_strategy, metadata=spec.metadata or {})
-        chunking(spec.chunking_strategy,
-                 f"tool_resources.file_search.vector_stores[{i}].chunking_strategy")
-        store = await create_vector_store(session, request)
+        store = await create_vector_store(
+            session, request, where=f"tool_resources.file_search.vector_stores[{i}].")
         section.vector_store_ids.append(store.id)
     section.vector_stores = None
 

@@ -56,10 +56,12 @@ def _expiry(store: VectorStoreRow) -> None:
 
 
 async def create_vector_store(
-    session: AsyncSession, body: CreateVectorStoreRequest, now: int | None = None
+    session: AsyncSession, body: CreateVectorStoreRequest, *, where: str = ""
 ) -> VectorStoreRow:
-    now = now or int(time.time())
-    strategy = chunking(body.chunking_strategy)
+    """`where`: the request path of `body` when it is part of a larger request (errors name
+    e.g. `tool_resources.file_search.vector_stores[0].file_ids`)."""
+    now = int(time.time())
+    strategy = chunking(body.chunking_strategy, f"{where}chunking_strategy")
     store = VectorStoreRow(
         id=new_id("vs_"), created_at=now, metadata_=body.metadata, name=body.name,
         description=body.description,
@@ -69,7 +71,7 @@ async def create_vector_store(
     session.add(store)
     await session.flush()
     for file_id in body.file_ids:
-        await attach_file(session, store, file_id, strategy, {}, param="file_ids")
+        await attach_file(session, store, file_id, strategy, {}, param=f"{where}file_ids")
     return store
 
 
