@@ -17,7 +17,7 @@ from assistants_server.api.objects import DeletedObject
 from assistants_server.api.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.retrieval.rows import ChunkRow
-from assistants_server.vector_stores import service
+from assistants_server.vector_stores import batches, service
 from assistants_server.vector_stores.filters import check_filter
 from assistants_server.vector_stores.ingest import Ingestor
 from assistants_server.vector_stores.schemas import (
@@ -183,26 +183,26 @@ async def vector_store_file_content(
 async def create_vector_store_file_batch(
     vector_store_id: str, body: CreateFileBatchRequest, session: SessionDep, request: Request
 ) -> FileBatch:
-    batch = await service.create_file_batch(session, vector_store_id,
-                                             service.batch_entries(body))
+    batch = await batches.create_file_batch(session, vector_store_id,
+                                             batches.batch_entries(body))
     await _committed(request, session)
-    return await service.describe_file_batch(session, batch)
+    return await batches.describe_file_batch(session, batch)
 
 
 @router.get("/{vector_store_id}/file_batches/{batch_id}")
 async def retrieve_vector_store_file_batch(
     vector_store_id: str, batch_id: str, session: SessionDep
 ) -> FileBatch:
-    batch = await service.get_file_batch(session, vector_store_id, batch_id)
-    return await service.describe_file_batch(session, batch)
+    batch = await batches.get_file_batch(session, vector_store_id, batch_id)
+    return await batches.describe_file_batch(session, batch)
 
 
 @router.post("/{vector_store_id}/file_batches/{batch_id}/cancel")
 async def cancel_vector_store_file_batch(
     vector_store_id: str, batch_id: str, session: SessionDep
 ) -> FileBatch:
-    batch = await service.cancel_file_batch(session, vector_store_id, batch_id)
-    return await service.describe_file_batch(session, batch)
+    batch = await batches.cancel_file_batch(session, vector_store_id, batch_id)
+    return await batches.describe_file_batch(session, batch)
 
 
 @router.get("/{vector_store_id}/file_batches/{batch_id}/files")
@@ -210,7 +210,7 @@ async def list_files_in_vector_store_batch(
     vector_store_id: str, batch_id: str, session: SessionDep, query: FileListQuery,
     filter: Annotated[str | None, Query()] = None,  # noqa: A002
 ) -> ListPage[VectorStoreFile]:
-    await service.get_file_batch(session, vector_store_id, batch_id)
+    await batches.get_file_batch(session, vector_store_id, batch_id)
     rows, has_more = await service.list_store_files(session, vector_store_id, query, filter,
                                                     batch_id=batch_id)
     return ListPage[VectorStoreFile](**page_of([service.show_file(r) for r in rows], has_more))

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy import String, cast, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, NotFoundError
@@ -29,9 +29,7 @@ from assistants_server.ids import check_id, new_id
 from assistants_server.retrieval.chunking import resolve_chunking_strategy
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.vector_stores.schemas import (
-    CreateFileBatchRequest,
     CreateVectorStoreRequest,
-    FileBatch,
     FileCounts,
     ModifyVectorStoreRequest,
     VectorStore,
@@ -145,7 +143,7 @@ async def touch(session: AsyncSession, stores: Sequence[VectorStoreRow], now: in
     await session.flush()
 
 
-async def _counts(
+async def file_counts(
     session: AsyncSession, column: Any, keys: Sequence[str]
 ) -> dict[str, tuple[FileCounts, int]]:
     """File counts and usage bytes per store (or batch), in one grouped query."""
@@ -168,7 +166,7 @@ async def describe_vector_stores(
     session: AsyncSession, stores: Sequence[VectorStoreRow]
 ) -> list[VectorStore]:
     now = int(time.time())
-    counts = await _counts(session, VectorStoreFileRow.vector_store_id, [s.id for s in stores])
+    counts = await file_counts(session, VectorStoreFileRow.vector_store_id, [s.id for s in stores])
     shown = []
     for store in stores:
         files, usage = counts[store.id]
@@ -283,78 +281,3 @@ async def forget_file(session: AsyncSession, index: SearchIndex, file_id: str) -
         .returning(VectorStoreFileRow.vector_store_id)))
     for store_id in stores:  # after the rows, as in delete_vector_store
         await index.remove(session, store_id, file_id)
-
-
-# File batches -----------------------------------------------------------------------------
-
-
-BatchEntry = tuple[str, dict[str, Any] | None, dict[str, Any] | None]
-
-
-def batch_entries(body: CreateFileBatchRequest) -> list[BatchEntry]:
-    """(file id, its chunking strategy or None for the default, its attributes) per file:
-    `files` carries per-file settings, `file_ids` shares the batch's."""
-    default = chunking(body.chunking_strategy) if body.chunking_strategy else None
-    if body.files is not None and body.file_ids is not None:
-        raise InvalidRequestError("Send either 'file_ids' or 'files', not both.",
-                                  param="files")
-    if body.files is not None:
-        return [(f.file_id, chunking(f.chunking_strategy, f"files[{i}].chunking_strategy")
-                 if f.chunking_strategy else default, f.attributes or body.attributes)
-                for i, f in enumerate(body.files)]
-    if body.file_ids is None:
-        raise InvalidRequestError("Missing required parameter: 'file_ids' (or 'files').",
-                                  param="file_ids", code="missing_required_parameter")
-    return [(file_id, default, body.attributes) for file_id in body.file_ids]
-
-
-async def create_file_batch(
-    session: AsyncSession, store_id: str, files: Sequence[BatchEntry]
-) -> VectorStoreFileBatchRow:
-    store = await get_vector_store(session, store_id)
-    batch = VectorStoreFileBatchRow(id=new_id("vsfb_"), created_at=int(time.time()),
-                                    metadata_={}, vector_store_id=store.id)
-    session.add(batch)
-    for i, (file_id, strategy, attributes) in enumerate(files):
-        await attach_file(session, store, file_id, strategy or chunking(None), attributes or {},
-                          batch_id=batch.id, param=f"file_ids[{i}]")
-    await session.flush()
-    return batch
-
-
-async def get_file_batch(
-    session: AsyncSession, store_id: str, batch_id: str
-) -> VectorStoreFileBatchRow:
-    check_id(batch_id, "vsfb_", "batch_id")
-    store = await get_vector_store(session, store_id)
-    batch = await session.scalar(select(VectorStoreFileBatchRow).where(
-        VectorStoreFileBatchRow.id == batch_id,
-        VectorStoreFileBatchRow.vector_store_id == store.id))
-    if batch is None:
-        raise NotFoundError(f"No file batch found with id '{batch_id}' in vector store "
-                            f"'{store_id}'.")
-    return batch
-
-
-async def cancel_file_batch(
-    session: AsyncSession, store_id: str, batch_id: str
-) -> VectorStoreFileBatchRow:
-    """Files not yet indexed are cancelled; those already done stay in the store."""
-    batch = await get_file_batch(session, store_id, batch_id)
-    if batch.cancelled_at is None:
-        batch.cancelled_at = int(time.time())
-        await session.execute(
-            update(VectorStoreFileRow)
-            .where(VectorStoreFileRow.batch_id == batch.id,
-                   VectorStoreFileRow.status == "in_progress")
-            .values(status="cancelled", lease_expires_at=None))
-        await session.flush()
-    return batch
-
-
-async def describe_file_batch(session: AsyncSession, batch: VectorStoreFileBatchRow) -> FileBatch:
-    counts, _ = (await _counts(session, VectorStoreFileRow.batch_id, [batch.id]))[batch.id]
-    status = "in_progress" if counts.in_progress else (
-        "cancelled" if batch.cancelled_at is not None else "completed")
-    return FileBatch(id=batch.id, created_at=batch.created_at,
-                     vector_store_id=batch.vector_store_id, status=status, file_counts=counts)
