@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
@@ -92,8 +92,15 @@ def embedder(embeddings_server: LiveServer, http: httpx.AsyncClient) -> OpenAIEm
 
 
 @pytest.fixture
-async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
+async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(settings)
-    async with create_sessionmaker(engine)() as session:
-        yield session
+    yield create_sessionmaker(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def session(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    async with sessions() as session:
+        yield session

@@ -7,10 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistants_server.config import Settings
-from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.retrieval.embeddings import OpenAIEmbedder
 from assistants_server.retrieval.index import DatabaseSearchIndex, Hit, SearchIndex
 
@@ -333,10 +331,8 @@ async def test_hybrid_search_falls_back_to_keywords_when_embedding_fails(
 
 
 async def test_the_vector_cache_sees_chunks_another_process_adds(
-    settings: Settings, embedder: OpenAIEmbedder
+    sessions: async_sessionmaker[AsyncSession], embedder: OpenAIEmbedder
 ) -> None:
-    engine = create_engine(settings)
-    sessions = create_sessionmaker(engine)
     mine, theirs = DatabaseSearchIndex(embedder), DatabaseSearchIndex(embedder)
     async with sessions() as session:
         await _add_corpus(session, theirs)
@@ -349,16 +345,13 @@ async def test_the_vector_cache_sees_chunks_another_process_adds(
         await theirs.add(session, "vs_a", "file_new", await theirs.prepare([(text, 7)]))
         await session.commit()
         hits = await mine.search(session, ["vs_a"], [PARAPHRASE], limit=2)
-    await engine.dispose()
 
     assert _files(hits) == ["file_new", "file_refund"]
 
 
 async def test_the_vector_cache_notices_chunks_another_process_removes(
-    settings: Settings, embedder: OpenAIEmbedder
+    sessions: async_sessionmaker[AsyncSession], embedder: OpenAIEmbedder
 ) -> None:
-    engine = create_engine(settings)
-    sessions = create_sessionmaker(engine)
     mine, theirs = DatabaseSearchIndex(embedder), DatabaseSearchIndex(embedder)
     async with sessions() as session:
         await _add_corpus(session, theirs)
@@ -368,6 +361,5 @@ async def test_the_vector_cache_notices_chunks_another_process_removes(
         await session.commit()
 
         hits = await mine.search(session, ["vs_a"], [PARAPHRASE], limit=3)
-    await engine.dispose()
 
     assert len(hits) == 3 and "file_refund" not in _files(hits)

@@ -5,23 +5,10 @@ figures returned as PNGs."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from assistants_server.sandbox import Limits, LocalSandbox
+from assistants_server.sandbox import LocalSandbox
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[LocalSandbox]:
-    # Namespace isolation is required here: where it is unavailable, execute() raises
-    # IsolationUnavailable and these tests fail, saying why.
-    box = LocalSandbox(tmp_path / "data" / "sandboxes", Limits(wall_seconds=20))
-    yield box
-    await box.aclose()
 
 
 async def test_cold_start_takes_well_under_a_second(sandbox: LocalSandbox) -> None:

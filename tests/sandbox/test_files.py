@@ -4,19 +4,11 @@ never follows what user code planted (.., symlinks, FIFOs) out of the directory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from assistants_server.sandbox import Limits, LocalSandbox, SandboxPathError
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[LocalSandbox]:
-    box = LocalSandbox(tmp_path / "data" / "sandboxes", Limits(wall_seconds=20))
-    yield box
-    await box.aclose()
 
 
 async def test_written_file_is_reported_and_readable(sandbox: LocalSandbox) -> None:

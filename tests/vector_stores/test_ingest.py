@@ -52,14 +52,20 @@ async def lease_of(app: Any, store_id: str) -> tuple[str, float | None]:
         return str(row[0]), row[1]
 
 
-async def test_a_stopped_worker_releases_the_files_it_was_indexing(
-    client: httpx.AsyncClient, app: Any
-) -> None:
+async def indexing(client: httpx.AsyncClient, app: Any) -> tuple[str, HeldIndex, Ingestor]:
+    """A file attached to a new store, claimed by a worker whose index holds it mid-way."""
     store_id = await attached_file(client)
     index = HeldIndex(app.state.search_index)
     worker = Ingestor(app.state.sessionmaker, app.state.blobs, index)
     assert await worker.claim() == 1
     await asyncio.wait_for(index.entered.wait(), 10)
+    return store_id, index, worker
+
+
+async def test_a_stopped_worker_releases_the_files_it_was_indexing(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    store_id, _, worker = await indexing(client, app)
     assert (await lease_of(app, store_id))[1] is not None
     await worker.stop()
     assert await lease_of(app, store_id) == ("in_progress", None)
@@ -72,11 +78,7 @@ async def test_a_stopped_worker_releases_the_files_it_was_indexing(
 async def test_an_outcome_is_written_only_under_its_own_claim(
     client: httpx.AsyncClient, app: Any
 ) -> None:
-    store_id = await attached_file(client)
-    index = HeldIndex(app.state.search_index)
-    worker = Ingestor(app.state.sessionmaker, app.state.blobs, index)
-    assert await worker.claim() == 1
-    await asyncio.wait_for(index.entered.wait(), 10)
+    store_id, index, worker = await indexing(client, app)
     async with app.state.sessionmaker() as session:  # another claim took the file meanwhile
         await session.execute(update(VectorStoreFileRow).where(
             VectorStoreFileRow.vector_store_id == store_id).values(lease_expires_at=1.0))
