@@ -21,7 +21,7 @@ from assistants_server.events.bus import EventBus
 from assistants_server.events.outbox import Outbox
 from assistants_server.ids import new_id
 from assistants_server.tools.code_interpreter import CodeInput, code_of, file_paths
-from assistants_server.tools.file_search import MARKER, citations
+from assistants_server.tools.file_search import citations
 
 NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 SERVER_TOOLS = frozenset({"file_search", "code_interpreter"})
@@ -117,10 +117,8 @@ class Turn:
         files), numbered on from the last; a marker or link still being written waits."""
         found = []
         if self.sources and "】" in text:
-            found += citations(self.text, self.sources, self._scanned)
-            ends = [marker.end() for marker in MARKER.finditer(self.text, self._scanned)]
-            if ends:
-                self._scanned = ends[-1]
+            cited, self._scanned = citations(self.text, self.sources, self._scanned)
+            found += cited
         if self.paths:
             links = file_paths(self.text, self.paths, self._linked, final=False)
             if links:
@@ -231,7 +229,7 @@ class Turn:
         outbox.step(self.message_step, self.expires_at)
 
     def _content(self) -> list[dict[str, Any]]:
-        annotations = citations(self.text, self.sources) if self.sources else []
+        annotations = citations(self.text, self.sources)[0] if self.sources else []
         annotations += file_paths(self.text, self.paths) if self.paths else []
         annotations.sort(key=lambda annotation: int(annotation["start_index"]))
         images = [{"type": "image_file", "image_file": {"file_id": file_id}}

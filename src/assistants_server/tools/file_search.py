@@ -119,13 +119,15 @@ def sources_of(call: Mapping[str, Any]) -> dict[tuple[int, int], str]:
     return {(model["ordinal"], i): file_id for i, file_id in enumerate(model["sources"])}
 
 
-def citations(text: str, sources: Sources, start: int = 0) -> list[dict[str, Any]]:
-    """`file_citation` annotations for the known markers in `text` from `start` on."""
+def citations(text: str, sources: Sources, start: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """`file_citation` annotations for the known markers in `text` from `start` on, and where
+    the last complete marker ends (`start` if none: a marker being written is seen again)."""
     found = []
     for match in MARKER.finditer(text, start):
+        start = match.end()
         file_id = sources.get((int(match[1]), int(match[2])))
         if file_id is not None:
             found.append({"type": "file_citation", "text": match[0],
                           "start_index": match.start(), "end_index": match.end(),
                           "file_citation": {"file_id": file_id}})
-    return found
+    return found, start
