@@ -117,6 +117,21 @@ def test_idle_stream_gets_keepalive_comments(http: httpx.Client, script: list[An
     assert (frames[-1]["event"], frames[-1]["data"]) == ("done", "[DONE]")
 
 
+def test_the_sdk_reads_a_stream_with_keepalives_between_events(
+    sdk: Any, script: list[Any]
+) -> None:
+    """The SDK's decoder keeps the last `id:` and dispatches an event at any blank line, so a
+    keep-alive must be a lone comment line, never a comment followed by a blank line."""
+    script.append(Reply(text="late answer", hang_seconds=1.0, chunk_chars=3, stall_seconds=0.5))
+    assistant = sdk.beta.assistants.create(model="fake-model")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Wait."}])
+    with sdk.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        events = [event.event for event in stream]
+        final = stream.get_final_messages()
+    assert events[-1] == "thread.run.completed"
+    assert final[0].content[0].text.value == "late answer"
+
+
 def test_subscribing_to_a_run_nobody_streamed(http: httpx.Client, script: list[Any]) -> None:
     script.append(Reply(text="hi"))
     assistant_id, thread_id = _start(http)
