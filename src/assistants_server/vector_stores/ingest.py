@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -24,6 +23,7 @@ from assistants_server.files.blobs import BlobStore
 from assistants_server.retrieval.chunking import chunk_text
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.retrieval.parsing import UnparsableFile, extract_text
+from assistants_server.waiting import wait_set
 
 log = logging.getLogger(__name__)
 SERVER_ERROR = {"code": "server_error",
@@ -74,8 +74,7 @@ class Ingestor:
                 await self.claim()
             except Exception:  # keep serving; the next round retries
                 log.exception("ingestion round failed")
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+            await wait_set(self._wakeup, self.poll_seconds)
             self._wakeup.clear()
 
     async def claim(self) -> int:
