@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +28,7 @@ from assistants_server.engine.server_tools import ToolServices
 from assistants_server.events.bus import EventBus
 from assistants_server.events.outbox import Outbox
 from assistants_server.runs.lifecycle import end_run
+from assistants_server.waiting import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class Executor:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         # Runs leased to this process at creation (streamed here), waiting for room.
         self.adopted: deque[str] = deque()
+        # The last claim filled every free slot: more queued runs may be waiting for room.
+        self._backlog = False
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -102,8 +104,7 @@ class Executor:
                 log.exception("executor round failed")
             if self._stopping:
                 return
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+            await wait_set(self._wakeup, self.poll_seconds)
             self._wakeup.clear()
 
     def has_room(self) -> bool:
@@ -127,6 +128,7 @@ class Executor:
             self._start(self.adopted.popleft())
         free = self.concurrency - len(self.tasks)
         if free <= 0:
+            self._backlog = True  # not looked: some may be waiting
             return []
         now = time.time()
         claimable = and_(RunRow.status == "queued", or_(
@@ -139,6 +141,7 @@ class Executor:
         async with self.sessionmaker() as session:
             ids = list(await session.scalars(select(RunRow.id).where(claimable).order_by(
                 RunRow.created_at, RunRow.pk).limit(free)))
+            self._backlog = len(ids) >= free
             for run_id in ids:
                 result = await session.execute(
                     update(RunRow).where(RunRow.id == run_id, claimable).values(
@@ -165,7 +168,8 @@ class Executor:
             # Only our own entry: a continuation of the run may already have its own task.
             if self.tasks.get(run_id) is asyncio.current_task():
                 del self.tasks[run_id]
-            self._wakeup.set()
+            if self._backlog or self.adopted:  # room for a run that is waiting
+                self._wakeup.set()
 
     async def _fail(self, run_id: str) -> None:
         """A fault of ours, not the model's: the stream gets the `error` event, then the run
