@@ -1,6 +1,7 @@
 """The async engine and session factory, tuned per database.
 
-SQLite runs in WAL mode with a busy timeout so readers never block the writer; PostgreSQL gets a
+SQLite runs in WAL mode, so readers never block the writer, through the inline driver
+(sqlite_inline.py: statements on the event loop, writers queued in-process); PostgreSQL gets a
 connection pool and, when configured, its own schema on the search_path.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,13 +18,15 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from assistants_server.config import Settings
+from assistants_server.db import sqlite_inline
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        path = make_url(url).database or ""
+        engine = create_async_engine(url, async_creator=lambda: sqlite_inline.connect(path))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}
@@ -43,7 +46,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # No busy handler: it would sleep on the event loop. The driver waits for other
+    # processes' writes itself (sqlite_inline.BUSY_TIMEOUT_SECONDS).
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
 
 

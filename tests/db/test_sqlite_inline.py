@@ -1,0 +1,145 @@
+"""The SQLite driver that runs statements on the event loop: writers of one process queue
+without SQLite's sleeping busy handler, another process's write is waited for without blocking
+the loop, and a writer that is cancelled or fails never keeps the database locked."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from assistants_server.config import Settings
+from assistants_server.db import sqlite_inline
+from assistants_server.db.engine import create_engine
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(data_dir=tmp_path))
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE items (n INTEGER)"))
+    yield engine
+    await engine.dispose()
+
+
+def _database(tmp_path: Path) -> Path:
+    return next(tmp_path.glob("*.db"))
+
+
+async def _count(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(text("SELECT count(*) FROM items")) or 0)
+
+
+async def test_concurrent_writers_of_one_process_all_commit(engine: AsyncEngine) -> None:
+    async def write(n: int) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO items VALUES (:n)"), {"n": n})
+            await asyncio.sleep(0.001)  # hold the transaction across a turn of the loop
+            await connection.execute(text("UPDATE items SET n = n WHERE n = :n"), {"n": n})
+
+    started = time.monotonic()
+    await asyncio.gather(*(write(n) for n in range(100)))
+    assert await _count(engine) == 100
+    # Queued in-process: no writer slept in SQLite's busy handler (1-100 ms per attempt).
+    assert time.monotonic() - started < 3
+
+
+async def test_reads_go_on_while_a_write_is_open(engine: AsyncEngine) -> None:
+    async with engine.begin() as writer:
+        await writer.execute(text("INSERT INTO items VALUES (1)"))
+        # Another connection reads the last committed state at once (WAL), not waiting.
+        assert await asyncio.wait_for(_count(engine), 1) == 0
+    assert await _count(engine) == 1
+
+
+async def test_another_process_write_is_waited_for_without_blocking_the_loop(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # a connection outside this process's write lock
+        raw = sqlite3.connect(_database(tmp_path), isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("INSERT INTO items VALUES (0)")
+        held.set()
+        release.wait(5)
+        raw.execute("COMMIT")
+        raw.close()
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    held.wait(5)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def write() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO items VALUES (1)"))
+
+    ticking = asyncio.create_task(ticker())
+    writing = asyncio.create_task(write())
+    await asyncio.sleep(0.3)
+    assert not writing.done()  # waiting for the other process's transaction
+    assert ticks >= 10  # and the event loop kept running meanwhile
+    release.set()
+    await asyncio.wait_for(writing, 5)
+    ticking.cancel()
+    other.join()
+    assert await _count(engine) == 2
+
+
+async def test_a_lock_held_too_long_by_another_process_is_reported(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_inline, "BUSY_TIMEOUT_SECONDS", 0.2)
+    await engine.dispose()  # new connections take the shorter wait
+    raw = sqlite3.connect(_database(tmp_path), isolation_level=None)
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with engine.begin() as connection:
+                await connection.execute(text("INSERT INTO items VALUES (1)"))
+    finally:
+        raw.execute("ROLLBACK")
+        raw.close()
+    async with engine.begin() as connection:  # nothing of ours was left holding it
+        await connection.execute(text("INSERT INTO items VALUES (2)"))
+    assert await _count(engine) == 1
+
+
+async def test_a_cancelled_or_failed_writer_leaves_the_database_unlocked(
+    engine: AsyncEngine,
+) -> None:
+    inside = asyncio.Event()
+
+    async def stuck_writer() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO items VALUES (1)"))
+            inside.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(stuck_writer())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(OperationalError):
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO no_such_table VALUES (1)"))
+    async with engine.begin() as connection:
+        await asyncio.wait_for(connection.execute(text("INSERT INTO items VALUES (2)")), 2)
+    assert await _count(engine) == 1
