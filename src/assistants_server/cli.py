@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -83,11 +84,18 @@ def _serve(settings: Settings) -> int:
         else:
             log.warning("ASSISTANTS_API_KEYS is not set and the server listens on %s: anyone who "
                         "can reach this address can use it. Set ASSISTANTS_API_KEYS.", host)
-    log.info("serving the Assistants API at http://%s:%d/v1", host, settings.port)
+    log.info("serving the Assistants API at http://%s:%d/v1 with %d process(es)", host,
+             settings.port, settings.workers)
     # uvloop and httptools when installed (uvicorn[standard]): a faster event loop and parser.
-    uvicorn.run(create_app(settings), host=host, port=settings.port,
-                log_level=settings.log_level.lower(), proxy_headers=True,
-                access_log=settings.access_log)
+    options: dict[str, Any] = {
+        "host": host, "port": settings.port, "log_level": settings.log_level.lower(),
+        "proxy_headers": True, "access_log": settings.access_log}
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+    else:
+        # Each worker process builds its app from the same environment (migrated above).
+        uvicorn.run("assistants_server.app:create_app", factory=True,
+                    workers=settings.workers, **options)
     return 0
 
 

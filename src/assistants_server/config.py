@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         description="Address to listen on. Default: 127.0.0.1 without api_keys, 0.0.0.0 with.",
     )
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
+    workers: int = Field(
+        1, ge=1,
+        description="Server processes sharing the port, each with its own executor (one per "
+        "core uses them all). With more than one, set redis_url so that a stream can be "
+        "resumed on any of them.",
+    )
     max_body_bytes: int = Field(
         32 * 1024 * 1024, gt=0, description="Largest JSON request body accepted, in bytes."
     )

@@ -21,13 +21,15 @@ EXE = str(Path(sys.executable).with_name("assistants-server"))
 HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer any"}
 
 
-def _serve(settings: Settings, port: int) -> subprocess.Popen[str]:
+def _serve(settings: Settings, port: int, **extra: str) -> subprocess.Popen[str]:
+    """`assistants-server serve` on `settings`' database; `extra`: more ASSISTANTS_ settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTS_")}
     env.update({
         "ASSISTANTS_DATA_DIR": str(settings.data_dir),
         "ASSISTANTS_DATABASE_URL": settings.resolved_database_url,
         "ASSISTANTS_BACKEND_BASE_URL": str(settings.backend_base_url),
         "ASSISTANTS_LEASE_SECONDS": "1.5",
+        **{f"ASSISTANTS_{name.upper()}": value for name, value in extra.items()},
     })
     if settings.database_schema:
         env["ASSISTANTS_DATABASE_SCHEMA"] = settings.database_schema

@@ -1,0 +1,67 @@
+"""`ASSISTANTS_WORKERS`: several server processes on one port and one database, each driving
+runs with its own executor, none of a run's writes lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from assistants_server.config import Settings
+from tests.runs.test_process_death import HEADERS, _serve
+from tests.test_cli import _free_port
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes `pid` spawned (not multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == pid and b"resource_tracker" not in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def _run_to_end(client: httpx.AsyncClient, assistant_id: str, n: int) -> dict[str, Any]:
+    run = (await client.post("/threads/runs", json={
+        "assistant_id": assistant_id,
+        "thread": {"messages": [{"role": "user", "content": f"question {n}"}]}})).json()
+    deadline = time.monotonic() + 30
+    while run["status"] in ("queued", "in_progress"):
+        assert time.monotonic() < deadline, f"run {run['id']} did not end"
+        await asyncio.sleep(0.05)
+        run = (await client.get(f"/threads/{run['thread_id']}/runs/{run['id']}")).json()
+    return dict(run)
+
+
+async def test_two_processes_share_the_port_and_complete_every_run(settings: Settings) -> None:
+    port = _free_port()
+    server = _serve(settings, port, workers="2")
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := _workers(server.pid)) < 2:  # the second may still be starting
+            assert time.monotonic() < deadline, "fewer than two worker processes started"
+            await asyncio.sleep(0.1)
+        # One connection per run, so that the kernel spreads them over both processes.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/v1", headers=HEADERS,
+                                     limits=limits, timeout=30) as client:
+            assistant = (await client.post("/assistants", json={"model": "fake-model"})).json()
+            runs = await asyncio.gather(*(
+                _run_to_end(client, assistant["id"], n) for n in range(40)))
+            assert {run["status"] for run in runs} == {"completed"}
+            for run in runs:  # each answered once: no run was driven by both processes
+                messages = (await client.get(f"/threads/{run['thread_id']}/messages")).json()
+                assert [m["role"] for m in messages["data"]] == ["assistant", "user"]
+                assert messages["data"][0]["content"][0]["text"]["value"] == "Hello!"
+        assert sorted(_workers(server.pid)) == sorted(workers) and len(workers) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
