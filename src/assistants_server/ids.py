@@ -12,7 +12,11 @@ Prefix = Literal["asst_", "thread_", "msg_", "run_", "step_", "call_", "file-", 
 
 
 def new_id(prefix: Prefix) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    # One read of the system's randomness rather than one per character. Bytes below 248
+    # (4 x 62) map onto the alphabet evenly; the rest are skipped.
+    while len(chars := [_ALPHABET[b % 62] for b in secrets.token_bytes(32) if b < 248]) < 24:
+        pass
+    return prefix + "".join(chars[:24])
 
 
 def new_request_id() -> str:
