@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
+from assistants_server.engine import runner
 from tests.fake_backend import Reply
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
@@ -102,6 +103,36 @@ async def test_cancel_while_the_model_is_answering(client: httpx.AsyncClient,
     # A cancelled run frees the thread.
     assert (await client.post(f"/v1/threads/{thread_id}/messages", json={
         "role": "user", "content": "next"})).status_code == 200
+
+
+async def test_cancel_committed_as_the_answer_is_being_written_wins(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's write does not re-read the run: the version column must turn a cancel
+    committed just before it into a retry that ends the run cancelled, not completed."""
+    record = runner._record
+    thread_id = run_id = ""
+    attempts = 0
+
+    async def cancel_then_record(*args: Any, **kwargs: Any) -> bool:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            response = await client.post(f"/v1/threads/{thread_id}/runs/{run_id}/cancel")
+            assert response.json().get("status") == "cancelling", response.text
+        return await record(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_record", cancel_then_record)
+    assistant_id, thread_id = await _setup(client)
+    run_id = (await _start(client, thread_id, assistant_id))["id"]
+    done = await _wait(client, thread_id, run_id, "cancelled", "completed")
+    assert done["status"] == "cancelled"
+    messages = (await client.get(f"/v1/threads/{thread_id}/messages")).json()["data"]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("assistant", "incomplete"), ("user", "completed")]
+    steps = (await client.get(f"/v1/threads/{thread_id}/runs/{run_id}/steps")).json()["data"]
+    assert [step["status"] for step in steps] == ["cancelled"]
+    assert attempts == 2  # the first write failed on the stale version, the retry read afresh
 
 
 class TestWithoutExecutor:

@@ -110,17 +110,17 @@ class Executor:
     def has_room(self) -> bool:
         return len(self.tasks) + len(self.adopted) < self.concurrency
 
-    def adopt(self, run_id: str) -> None:
+    def adopt(self, run_id: str, known: RunRow | None = None) -> None:
         """Drive a run this process leased when it was queued: now if there is room, else
-        before any other claim."""
+        before any other claim. `known`: the run as just committed, to start without a read."""
         if len(self.tasks) < self.concurrency and not self.adopted:
-            self._start(run_id)
+            self._start(run_id, known)
         else:
             self.adopted.append(run_id)
             self._wakeup.set()
 
-    def _start(self, run_id: str) -> None:
-        self.tasks[run_id] = asyncio.create_task(self._drive(run_id), name=run_id)
+    def _start(self, run_id: str, known: RunRow | None = None) -> None:
+        self.tasks[run_id] = asyncio.create_task(self._drive(run_id, known), name=run_id)
 
     async def claim(self) -> list[str]:
         """Claim and start as many queued runs as there is room for, adopted ones first."""
@@ -155,10 +155,10 @@ class Executor:
             self._start(run_id)
         return claimed
 
-    async def _drive(self, run_id: str) -> None:
+    async def _drive(self, run_id: str, known: RunRow | None = None) -> None:
         try:
             await drive_run(self.sessionmaker, self.backend, run_id, self.context_window,
-                            self.bus, self.services)
+                            self.bus, self.services, known)
         except asyncio.CancelledError:
             pass
         except Exception:

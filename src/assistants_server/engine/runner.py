@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -48,11 +48,15 @@ async def drive_run(
     context_window: int,
     bus: EventBus | None = None,
     services: ToolServices | None = None,
+    known: RunRow | None = None,
 ) -> None:
     """Turns until the run waits for the client or ends: a turn whose tool calls the server
-    runs itself (file_search) is followed by another with their outputs."""
+    runs itself (file_search) is followed by another with their outputs. `known`: the run as
+    the request that queued it committed it, so that starting it needs no read."""
+    first = [known] if known is not None else []
     begun = await on_fresh_state(
-        lambda: _begin(sessionmaker, backend, bus, run_id, context_window))
+        lambda: _begin(sessionmaker, backend, bus, run_id, context_window,
+                       known=first.pop() if first else None))
     for round_ in range(1, MAX_ROUNDS + 1):
         if begun is None:
             return
@@ -203,14 +207,20 @@ class Prefetched:
 async def _begin(
     sessionmaker: async_sessionmaker[AsyncSession], backend: ChatBackend,
     bus: EventBus | None, run_id: str, context_window: int, *, resume: bool = False,
+    known: RunRow | None = None,
 ) -> tuple[Context, float, Turn, Prefetched] | None:
     """queued -> in_progress (or, with `resume`, the next round of a run in progress), with
-    the model's answer already requested; None when there is nothing to do."""
+    the model's answer already requested; None when there is nothing to do. `known`: the run
+    as last committed, used without a read (a change since fails the commit, which then
+    starts from a fresh read)."""
     if bus is not None:
         await bus.refresh(run_id)  # streamed from another process?
     outbox = Outbox(bus)
     async with sessionmaker() as session:
-        run = await _load(session, run_id)
+        if known is not None and not inspect(known).unloaded:
+            run: RunRow | None = await session.merge(known, load=False)
+        else:
+            run = await _load(session, run_id)
         waiting = "in_progress" if resume else "queued"
         if run is None or run.status not in (waiting, "cancelling"):
             return None
@@ -271,9 +281,16 @@ async def _load(session: AsyncSession, run_id: str) -> RunRow | None:
     return await session.scalar(select(RunRow).where(RunRow.id == run_id))
 
 
-async def _driven(session: AsyncSession, run_id: str) -> RunRow | None:
-    """The run if this turn may still finish it: in progress, or being cancelled."""
-    run = await _load(session, run_id)
+async def _driven(
+    session: AsyncSession, run_id: str, known: RunRow | None = None
+) -> RunRow | None:
+    """The run if this turn may still finish it: in progress, or being cancelled. `known`: the
+    run as this process last committed it, taken without a read; if another writer moved the
+    run since (a cancel), the version column fails the write and the caller retries afresh."""
+    if known is not None:
+        run: RunRow | None = await session.merge(known, load=False)
+    else:
+        run = await _load(session, run_id)
     return run if run is not None and run.status in ("in_progress", "cancelling") else None
 
 
@@ -328,8 +345,9 @@ async def _record(
         await turn.bus.refresh(turn.run_id)  # a watcher may have come since the turn began
     outbox = Outbox(turn.bus)
     serve = False
+    known, turn.known = turn.known, None  # a retry (the run moved meanwhile) reads it afresh
     async with sessionmaker() as session:
-        if (run := await _driven(session, turn.run_id)) is None:
+        if (run := await _driven(session, turn.run_id, known)) is None:
             return False
         now = int(time.time())
         if run.status == "cancelling":
@@ -364,7 +382,7 @@ async def _record(
                           incomplete_reason="max_completion_tokens" if truncated else None,
                           open_rows=turn.still_open(rows))
         await session.commit()
-    turn.written = True
+    turn.written, turn.known = True, run
     await outbox.publish()
     return serve
 

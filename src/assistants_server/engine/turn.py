@@ -34,6 +34,8 @@ class Turn:
         paths: Mapping[str, str] | None = None, images: list[str] | None = None,
     ) -> None:
         self.run_id, self.thread_id, self.assistant_id = run.id, run.thread_id, run.assistant_id
+        # The run as last committed by this process (detached): written next without a read.
+        self.known: RunRow | None = run
         self.expires_at = run.expires_at
         self.bus = bus
         self.server_tools = SERVER_TOOLS & {tool["type"] for tool in run.tools}

@@ -71,7 +71,7 @@ async def _respond(
     await outbox.publish()
     executor = request.app.state.executor
     if lease is not None:
-        executor.adopt(run.id)
+        executor.adopt(run.id, run)
     else:
         if executor is not None:
             await executor.notify()

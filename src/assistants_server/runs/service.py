@@ -132,6 +132,10 @@ async def _insert_run(
         tool_choice=_dump_tool_choice(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
         reasoning_effort=reasoning_effort or assistant.reasoning_effort,
+        # Set, not left to the column defaults: the executor starts the run from this object
+        # without reading it back, which needs every attribute loaded.
+        required_action=None, last_error=None, incomplete_details=None, usage=None,
+        started_at=None, cancelled_at=None, failed_at=None, completed_at=None,
     )
     if lease is not None:
         lease.grant(run)
