@@ -7,6 +7,7 @@ connection pool and, when configured, its own schema on the search_path.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event, make_url
@@ -26,7 +27,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         path = make_url(url).database or ""
-        engine = create_async_engine(url, async_creator=lambda: sqlite_inline.connect(path))
+        writes = asyncio.Lock()  # this engine's writers queue here, not in SQLite
+        engine = create_async_engine(
+            url, async_creator=lambda: sqlite_inline.connect(path, writes))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}

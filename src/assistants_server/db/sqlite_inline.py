@@ -8,7 +8,7 @@ where a query on a local SQLite file takes microseconds. Bulk writes (`executema
 a worker thread, so that indexing a large file does not stall every other request.
 
 Writers are queued in-process instead of in SQLite's busy handler, which sleeps up to 100 ms at
-a time and would block the event loop here: a connection takes the database's write lock (an
+a time and would block the event loop here: a connection takes its engine's write lock (an
 asyncio lock) before its first write and gives it back when its transaction ends. Another
 process holding the database (a second server, `assistants-server migrate`) is waited for with
 asyncio sleeps, up to the same timeout SQLite's handler would have used.
@@ -26,25 +26,19 @@ T = TypeVar("T")
 BUSY_TIMEOUT_SECONDS = 30.0
 # Statements that never take the write lock (a PRAGMA that must write retries while busy).
 _READS = ("SELECT", "PRAGMA")
-_locks: dict[str, asyncio.Lock] = {}
 
 
-def _write_lock(path: str) -> asyncio.Lock:
-    """One lock per database file (and event loop: tests start several)."""
-    loop = asyncio.get_running_loop()
-    key = f"{id(loop)}:{path}"
-    if (lock := _locks.get(key)) is None:
-        lock = _locks[key] = asyncio.Lock()
-    return lock
-
-
-async def connect(path: str, busy_seconds: float | None = None) -> InlineConnection:
-    """A connection to the database file at `path`; a write waits up to `busy_seconds`
-    (default BUSY_TIMEOUT_SECONDS) for the database, then fails as "database is locked"."""
+async def connect(
+    path: str, write_lock: asyncio.Lock, busy_seconds: float | None = None
+) -> InlineConnection:
+    """A connection to the database file at `path`. `write_lock`: shared by the connections
+    of one engine, held from a transaction's first write to its end. A write waits up to
+    `busy_seconds` (default BUSY_TIMEOUT_SECONDS) for another process's, then fails as
+    "database is locked"."""
     # check_same_thread=False: bulk writes run on a worker thread while the loop waits.
     raw = sqlite3.connect(path, check_same_thread=False, timeout=0)
     wait = BUSY_TIMEOUT_SECONDS if busy_seconds is None else busy_seconds
-    return InlineConnection(raw, _write_lock(path), wait)
+    return InlineConnection(raw, write_lock, wait)
 
 
 class InlineConnection:
