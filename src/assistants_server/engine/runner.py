@@ -217,10 +217,7 @@ async def _begin(
         await bus.refresh(run_id)  # streamed from another process?
     outbox = Outbox(bus)
     async with sessionmaker() as session:
-        if known is not None and not inspect(known).unloaded:
-            run: RunRow | None = await session.merge(known, load=False)
-        else:
-            run = await _load(session, run_id)
+        run = await _current(session, run_id, known)
         waiting = "in_progress" if resume else "queued"
         if run is None or run.status not in (waiting, "cancelling"):
             return None
@@ -281,16 +278,22 @@ async def _load(session: AsyncSession, run_id: str) -> RunRow | None:
     return await session.scalar(select(RunRow).where(RunRow.id == run_id))
 
 
+async def _current(
+    session: AsyncSession, run_id: str, known: RunRow | None = None
+) -> RunRow | None:
+    """The run: `known` (as this process last committed it, every attribute loaded) taken into
+    the session without a read, else read. If another writer moved the run since (a cancel),
+    the version column fails the write, and the caller retries from a fresh read."""
+    if known is not None and not inspect(known).unloaded:
+        return await session.merge(known, load=False)
+    return await _load(session, run_id)
+
+
 async def _driven(
     session: AsyncSession, run_id: str, known: RunRow | None = None
 ) -> RunRow | None:
-    """The run if this turn may still finish it: in progress, or being cancelled. `known`: the
-    run as this process last committed it, taken without a read; if another writer moved the
-    run since (a cancel), the version column fails the write and the caller retries afresh."""
-    if known is not None:
-        run: RunRow | None = await session.merge(known, load=False)
-    else:
-        run = await _load(session, run_id)
+    """The run if this turn may still finish it: in progress, or being cancelled."""
+    run = await _current(session, run_id, known)
     return run if run is not None and run.status in ("in_progress", "cancelling") else None
 
 
