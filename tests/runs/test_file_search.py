@@ -114,6 +114,7 @@ def test_streamed_search_shows_the_tool_call_and_the_annotation(
     assert (part.type, part.id, part.index) == ("file_search", "call_fs1", 0)
     step_done = next(e.data for e in events if e.event == "thread.run.step.completed")
     assert step_done.step_details.tool_calls[0].file_search.results[0].file_id == file.id
+    assert step_done.step_details.tool_calls[0].file_search.results[0].content is None
     annotated = [e.data.delta.content[0].text.annotations for e in events
                  if e.event == "thread.message.delta" and e.data.delta.content[0].text.annotations]
     assert len(annotated) == 1 and annotated[0][0].file_citation.file_id == file.id
@@ -121,6 +122,21 @@ def test_streamed_search_shows_the_tool_call_and_the_annotation(
     assert names[-1] == "thread.run.completed"
     (message,) = final
     assert message.content[0].text.annotations[0].start_index == len("It was 42 million")
+
+
+def test_a_run_created_with_include_streams_the_results_content(
+    sdk: Any, script: list[Any], tmp_path: Path
+) -> None:
+    _, _, assistant = cookbook_setup(sdk, tmp_path)
+    script += [search_call("revenue"), Reply(text="42 million【0:0†report.pdf】.")]
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Revenue?"}])
+    events = list(sdk.beta.threads.runs.create(
+        thread_id=thread.id, assistant_id=assistant.id, stream=True,
+        include=["step_details.tool_calls[*].file_search.results[*].content"]))
+    step_done = next(e.data for e in events if e.event == "thread.run.step.completed")
+    (result,) = step_done.step_details.tool_calls[0].file_search.results
+    assert result.content is not None and "42 million" in result.content[0].text
+    assert events[-1].event == "thread.run.completed"
 
 
 def test_message_attachment_makes_the_threads_vector_store(

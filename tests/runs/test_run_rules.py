@@ -140,6 +140,20 @@ class TestWithoutExecutor:
     def settings_overrides(self) -> dict[str, Any]:
         return {"executor_enabled": False}
 
+    async def test_an_unknown_include_value_is_refused_naming_the_supported_one(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        assistant_id, thread_id = await _setup(client)
+        response = await client.post(
+            f"/v1/threads/{thread_id}/runs", params={"include[]": "step_details.everything"},
+            json={"assistant_id": assistant_id})
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert (error["param"], error["code"]) == ("include", "invalid_value")
+        assert "file_search.results[*].content" in error["message"]
+        runs = (await client.get(f"/v1/threads/{thread_id}/runs")).json()["data"]
+        assert runs == []  # refused before anything was written
+
     async def test_cancel_a_queued_run_is_immediate(self, client: httpx.AsyncClient) -> None:
         assistant_id, thread_id = await _setup(client)
         run = await _start(client, thread_id, assistant_id)

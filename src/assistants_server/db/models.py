@@ -119,11 +119,17 @@ class RunRow(ListedRow):
     reasoning_effort: Mapped[str | None] = mapped_column(String(16))
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    # `include[]` of the request that created the run: extra fields its step events carry.
+    step_include: Mapped[list[str] | None] = mapped_column(Json)
     # Optimistic locking: the API (cancel, tool outputs) and the executor change the same run
     # concurrently; an update made from a stale read fails instead of overwriting the other.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def include(self) -> frozenset[str]:
+        return frozenset(self.step_include or ())
 
 
 class RunStepRow(ListedRow):

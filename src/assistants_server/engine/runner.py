@@ -169,7 +169,7 @@ async def _record_tools(
         else:
             _show_outputs(outbox, step)
             transition_step(step, "completed", now)
-            outbox.step(step, run.expires_at)
+            outbox.step(step, run.expires_at, include=run.include)
         await session.commit()
     await outbox.publish()
     return run.status == "in_progress"

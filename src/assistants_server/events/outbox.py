@@ -54,10 +54,12 @@ class Outbox:
             if row.status in TERMINAL:
                 self.ended.add(row.id)
 
-    def step(self, row: RunStepRow, run_expires_at: int | None, name: str | None = None) -> None:
+    def step(self, row: RunStepRow, run_expires_at: int | None, name: str | None = None,
+             include: frozenset[str] = frozenset()) -> None:
+        """`include`: the run's `include[]` (file_search results' content)."""
         if self.watching(row.run_id):
             self.events.append((row.run_id, name or f"thread.run.step.{row.status}",
-                                RunStep.from_row(row, run_expires_at).model_dump_json()))
+                                RunStep.from_row(row, run_expires_at, include).model_dump_json()))
 
     def tool_call_delta(self, row: RunStepRow, part: dict[str, Any]) -> None:
         """`thread.run.step.delta` carrying one tool call's part (its `index` included)."""

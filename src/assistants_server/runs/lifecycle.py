@@ -59,7 +59,7 @@ async def end_run(
         if status == "failed" and last_error is not None:
             step.last_error = last_error
         transition_step(step, _STEP_END[status], now)
-        outbox.step(step, run.expires_at)
+        outbox.step(step, run.expires_at, include=run.include)
     if last_error is not None:
         run.last_error = last_error
     if incomplete_reason is not None:

@@ -100,13 +100,31 @@ def _started(bus: EventBus, run: RunRow, thread: ThreadRow | None = None) -> Out
     return outbox
 
 
+def _include(
+    brackets: Annotated[list[str] | None, Query(alias="include[]")] = None,
+    plain: Annotated[list[str] | None, Query(alias="include")] = None,
+) -> frozenset[str]:
+    """`include[]` (as the SDK sends it, or plain `include`): the extra fields a step may
+    carry (file_search results' content)."""
+    include = [*(brackets or []), *(plain or [])]
+    for value in include:
+        if value != RESULT_CONTENT:
+            raise InvalidRequestError(
+                f"Invalid value for 'include[]': '{value}'. The only supported value is "
+                f"'{RESULT_CONTENT}'.", param="include", code="invalid_value")
+    return frozenset(include)
+
+
+IncludeDep = Annotated[frozenset[str], Depends(_include)]
+
+
 @router.post(RUNS, response_model=Run)
 async def create_run(
     thread_id: str, body: CreateRunRequest, session: SessionDep, settings: SettingsDep,
-    request: Request,
+    request: Request, include: IncludeDep,
 ) -> Any:
     lease = _lease(request, settings, body.stream)
-    run = await service.create_run(session, thread_id, body, settings.models, lease)
+    run = await service.create_run(session, thread_id, body, settings.models, lease, include)
     if body.stream:
         await _bus(request).watch(run.id)
     return await _respond(request, session, settings, run, lease, _started(_bus(request), run),
@@ -212,24 +230,6 @@ async def run_events(
         outbox.run(run)
         await outbox.publish()
     return event_stream(bus, run.id, position, settings.stream_keepalive_seconds)
-
-
-def _include(
-    brackets: Annotated[list[str] | None, Query(alias="include[]")] = None,
-    plain: Annotated[list[str] | None, Query(alias="include")] = None,
-) -> frozenset[str]:
-    """`include[]` (as the SDK sends it, or plain `include`): the extra fields a step may
-    carry (file_search results' content)."""
-    include = [*(brackets or []), *(plain or [])]
-    for value in include:
-        if value != RESULT_CONTENT:
-            raise InvalidRequestError(
-                f"Invalid value for 'include[]': '{value}'. The only supported value is "
-                f"'{RESULT_CONTENT}'.", param="include", code="invalid_value")
-    return frozenset(include)
-
-
-IncludeDep = Annotated[frozenset[str], Depends(_include)]
 
 
 @router.get(RUNS + "/{run_id}/steps")

@@ -60,7 +60,7 @@ class Lease(NamedTuple):
 
 async def create_run(
     session: AsyncSession, thread_id: str, body: CreateRunRequest, accepted: Sequence[str],
-    lease: Lease | None = None,
+    lease: Lease | None = None, include: frozenset[str] = frozenset(),
 ) -> RunRow:
     thread = await get_thread(session, thread_id)
     assistant = await get_assistant(session, body.assistant_id)
@@ -74,7 +74,8 @@ async def create_run(
     if body.additional_instructions:
         instructions = f"{instructions}\n\n{body.additional_instructions}".lstrip("\n")
     return await _insert_run(session, thread, assistant, body, instructions, accepted,
-                             reasoning_effort=body.reasoning_effort, lease=lease)
+                             reasoning_effort=body.reasoning_effort, lease=lease,
+                             include=include)
 
 
 async def create_thread_and_run(
@@ -107,6 +108,7 @@ async def _insert_run(
     reasoning_effort: str | None = None,
     tool_resources: dict[str, object] | None = None,
     lease: Lease | None = None,
+    include: frozenset[str] = frozenset(),
 ) -> RunRow:
     """A queued run snapshotting the assistant's configuration under the request's overrides.
     The unique index on `active_thread_id` refuses a second active run, however they race."""
@@ -136,6 +138,7 @@ async def _insert_run(
         # without reading it back, which needs every attribute loaded.
         required_action=None, last_error=None, incomplete_details=None, usage=None,
         started_at=None, cancelled_at=None, failed_at=None, completed_at=None,
+        step_include=sorted(include) or None,
     )
     if lease is not None:
         lease.grant(run)
@@ -262,7 +265,7 @@ async def _submit(
             if call.get("type") == "function" else call
             for call in step.step_details["tool_calls"]]}
         transition_step(step, "completed", now)
-        outbox.step(step, run.expires_at)
+        outbox.step(step, run.expires_at, include=run.include)
     try:
         transition_run(run, "queued", now)
     except TransitionError as exc:  # pragma: no cover - guarded by the status check above
