@@ -66,6 +66,7 @@ async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    settings.configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

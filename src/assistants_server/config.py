@@ -6,6 +6,7 @@ environment, so tests can build as many differently configured apps as they like
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -180,6 +181,13 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         assert self.database_url is not None  # set by _default_database
         return self.database_url
+
+    def configure_logging(self) -> None:
+        """The server's log format and level; a no-op where logging is set up already (a
+        worker process started by `serve` sets it up again, as the command did)."""
+        logging.basicConfig(level=self.log_level.upper(),
+                            format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
     @property
     def is_sqlite(self) -> bool:
