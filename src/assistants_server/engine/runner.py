@@ -108,9 +108,11 @@ async def _serve(
 ) -> bool:
     """Run the turn's server tool calls and record their outputs; True when the model is to
     be asked again (no function call is left for the client)."""
+    run = turn.known  # as the turn's outcome was just committed
+    assert run is not None
     entries = await _guarded(
         sessionmaker, turn, deadline, lambda: execute_calls(
-            sessionmaker, services, turn.run_id, turn.server_calls(), turn.searches),
+            sessionmaker, services, run, turn.server_calls(), turn.searches),
         "running its tools")
     if entries is None:
         return False

@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants_server.db.models import RunRow
@@ -37,22 +36,22 @@ class ToolServices:
 
 
 async def execute_calls(
-    sessionmaker: async_sessionmaker[AsyncSession], services: ToolServices, run_id: str,
+    sessionmaker: async_sessionmaker[AsyncSession], services: ToolServices, run: RunRow,
     calls: list[dict[str, str]], searches: int,
 ) -> list[dict[str, Any]]:
-    """Step entries for `calls`, in order; `searches` numbers this run's earlier searches."""
+    """Step entries for `calls`, in order; `searches` numbers this run's earlier searches.
+    `run`: as the turn that made the calls committed it (its tools and resources are read)."""
     entries = []
     for call in calls:
         if call["type"] == file_search.NAME and services.index is not None:
             async with sessionmaker() as session:
-                run = await _run(session, run_id)
                 entry = await file_search.run_file_search(
                     session, services.index, run, call["id"], call["arguments"], searches,
                     budget_tokens=services.context_window // 4)
                 await session.commit()
             searches += 1
         elif call["type"] == code_interpreter.NAME and services.sandbox is not None:
-            entry = await _run_code(sessionmaker, services, run_id, call)
+            entry = await _run_code(sessionmaker, services, run, call)
         else:
             entry = {"id": call["id"], "type": call["type"], call["type"]: {},
                      "_model": {"name": call["name"], "arguments": call["arguments"],
@@ -62,25 +61,17 @@ async def execute_calls(
     return entries
 
 
-async def _run(session: AsyncSession, run_id: str) -> RunRow:
-    run = await session.scalar(select(RunRow).where(RunRow.id == run_id))
-    assert run is not None
-    return run
-
-
 async def _run_code(
-    sessionmaker: async_sessionmaker[AsyncSession], services: ToolServices, run_id: str,
+    sessionmaker: async_sessionmaker[AsyncSession], services: ToolServices, run: RunRow,
     call: dict[str, str],
 ) -> dict[str, Any]:
     assert services.sandbox is not None and services.blobs is not None
     code = code_interpreter.code_of(call["arguments"])
-    async with sessionmaker() as session:
-        run = await _run(session, run_id)
     try:
         await code_interpreter.place_files(sessionmaker, services.sandbox, services.blobs, run)
         result = await services.sandbox.execute(run.thread_id, code)
     except SandboxError as exc:
-        log.warning("code of run %s could not run: %s", run_id, exc)
+        log.warning("code of run %s could not run: %s", run.id, exc)
         result = ExecutionResult(logs="", error=f"The code could not run: {exc}",
                                  restarted=True)
     images, paths = await code_interpreter.save_outputs(
