@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.backends.chat import ChatRequest
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.engine.tokens import REPLY_PRIMING, count_message
+from assistants_server.engine.turn import SERVER_TOOLS
 from assistants_server.tools import code_interpreter, file_search
 
 BATCH = 50
@@ -150,9 +151,6 @@ def _as_chat_call(call: dict[str, Any]) -> dict[str, str]:
             "arguments": model.get("arguments", "{}"), "output": model.get("output", "")}
 
 
-SERVER_TOOLS = frozenset({file_search.NAME, code_interpreter.NAME})
-
-
 def _tools(run: RunRow, files: list[str] | None = None) -> list[dict[str, Any]]:
     """The tools as the backend is offered them: functions as given, server tools as the
     functions that stand for them."""
@@ -170,7 +168,8 @@ def _tools(run: RunRow, files: list[str] | None = None) -> list[dict[str, Any]]:
 def _tool_choice(run: RunRow, first: bool = True) -> Any:
     """The run's `tool_choice`; one that forces a tool forces the first call only, so that the
     model answers once the tool has run."""
-    if not _tools(run):
+    if not any(tool["type"] == "function" or tool["type"] in SERVER_TOOLS
+               for tool in run.tools):  # no tool offered (without building them)
         return None
     choice = run.tool_choice
     if not first and (choice == "required" or isinstance(choice, dict)):

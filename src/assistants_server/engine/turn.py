@@ -20,11 +20,12 @@ from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.events.bus import EventBus
 from assistants_server.events.outbox import Outbox
 from assistants_server.ids import new_id
+from assistants_server.tools import code_interpreter, file_search
 from assistants_server.tools.code_interpreter import CodeInput, code_of, file_paths
 from assistants_server.tools.file_search import citations
 
 NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-SERVER_TOOLS = frozenset({"file_search", "code_interpreter"})
+SERVER_TOOLS = frozenset({file_search.NAME, code_interpreter.NAME})
 
 
 class Turn:

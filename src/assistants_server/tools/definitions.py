@@ -22,6 +22,8 @@ from pydantic import (
 
 from assistants_server.api.validation import BY_TYPE, find_nul, rule_error
 
+# The file_search ranker `auto` stands for, as the service named it.
+RANKER = "default_2024_08_21"
 
 class WireModel(BaseModel):
     """A request model: unknown fields are refused, as the service refused them, and so are
@@ -153,7 +155,7 @@ def _file_search_defaults(tool: FileSearchTool) -> dict[str, Any]:
     ranker `auto` stands for, named); `max_num_results` only when it was given."""
     options = tool.file_search or FileSearchOptions()
     ranking = options.ranking_options or RankingOptions()
-    ranker = "default_2024_08_21" if ranking.ranker == "auto" else ranking.ranker
+    ranker = RANKER  # what `auto` stands for, and the only other value accepted
     shown: dict[str, Any] = {"ranking_options": {"ranker": ranker,
                                                  "score_threshold": ranking.score_threshold}}
     if options.max_num_results is not None:

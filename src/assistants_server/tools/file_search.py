@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.db.models import RunRow, VectorStoreRow
 from assistants_server.engine.tokens import count_text
 from assistants_server.retrieval.index import SearchIndex
+from assistants_server.tools.definitions import RANKER
 from assistants_server.tools.resources import resource_ids
 from assistants_server.vector_stores.schemas import SearchResult
 from assistants_server.vector_stores.search import search_stores
 
 NAME = "file_search"
 DEFAULT_MAX_RESULTS = 20
-RANKER = "default_2024_08_21"
 MARKER = re.compile(r"【(\d+):(\d+)†([^】\n]{0,256})】")
 
 DEFINITION = {"type": "function", "function": {
