@@ -167,7 +167,8 @@ class Ingestor:
                 .values(lease_expires_at=None, **outcome))
             if won.rowcount != 1:  # type: ignore[attr-defined]
                 return  # detached, cancelled or claimed again meanwhile: nothing is written
-            await self.index.remove(session, store_id, file_id)
-            if prepared is not None:
+            if prepared is None:  # failed: no chunks of it stay
+                await self.index.remove(session, store_id, file_id)
+            else:  # replaces any chunks it had
                 await self.index.add(session, store_id, file_id, prepared)
             await session.commit()
