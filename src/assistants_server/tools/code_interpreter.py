@@ -120,9 +120,7 @@ async def place_files(
     """Put the run's and the thread's files in the session's /mnt/data. Every time: a session
     closed for idleness (or to make room) took its directory with it."""
     async with sessionmaker() as session:
-        ids = await file_ids(session, run)
-        rows = list(await session.execute(
-            select(FileRow.id, FileRow.filename).where(FileRow.id.in_(ids)))) if ids else []
+        rows = await _files(session, run)
     for file_id, filename in rows:
         try:
             data = b"".join([part async for part in await blobs.open(file_id)])
@@ -132,15 +130,17 @@ async def place_files(
                         run.thread_id, exc)
 
 
-async def file_ids(session: AsyncSession, run: RunRow) -> list[str]:
-    return await resource_ids(session, run, NAME, "file_ids")
+async def _files(session: AsyncSession, run: RunRow) -> list[tuple[str, str]]:
+    """(id, filename) of the files the run's code may use."""
+    ids = await resource_ids(session, run, NAME, "file_ids")
+    if not ids:
+        return []
+    return [(file_id, filename) for file_id, filename in await session.execute(
+        select(FileRow.id, FileRow.filename).where(FileRow.id.in_(ids)))]
 
 
 async def file_names(session: AsyncSession, run: RunRow) -> list[str]:
-    ids = await file_ids(session, run)
-    if not ids:
-        return []
-    return list(await session.scalars(select(FileRow.filename).where(FileRow.id.in_(ids))))
+    return [filename for _, filename in await _files(session, run)]
 
 
 async def save_outputs(
