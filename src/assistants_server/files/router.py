@@ -75,9 +75,10 @@ async def retrieve_file(file_id: str, session: SessionDep) -> File:
 
 @router.delete("/v1/files/{file_id}")
 async def delete_file(file_id: str, session: SessionDep, request: Request) -> DeletedFile:
-    deleted = await service.delete_file(session, file_id)
+    index = request.app.state.search_index
     # Leaves every vector store it was in, chunks and all, in the same commit.
-    await forget_file(session, request.app.state.search_index, deleted)
+    deleted = await service.delete_file(
+        session, file_id, lambda s, f: forget_file(s, index, f))
     await session.commit()
     await _blobs(request).delete(deleted)
     return DeletedFile(id=deleted)

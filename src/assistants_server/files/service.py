@@ -108,15 +108,25 @@ async def list_files(
     return await fetch_page(session, FileRow, query, *scope, visible=[_live(int(time.time()))])
 
 
-async def delete_file(session: AsyncSession, file_id: str) -> str:
+Forget = Callable[[AsyncSession, str], Awaitable[None]]
+
+
+async def delete_file(session: AsyncSession, file_id: str, forget: Forget | None = None) -> str:
+    """Delete the file's record (`forget` takes it out of what else uses it, in the same
+    transaction); the caller deletes its bytes after the commit."""
     row = await get_file(session, file_id)
-    await delete_listed(session, row)
+    await _remove(session, row, forget)
     return row.id
 
 
+async def _remove(session: AsyncSession, row: FileRow, forget: Forget | None) -> None:
+    await delete_listed(session, row)
+    if forget is not None:
+        await forget(session, row.id)
+
+
 async def purge_expired(
-    session: AsyncSession, blobs: BlobStore, now: int,
-    forget: Callable[[AsyncSession, str], Awaitable[None]] | None = None,
+    session: AsyncSession, blobs: BlobStore, now: int, forget: Forget | None = None,
 ) -> int:
     """Forget files past their `expires_at`: records first (leaving tombstones, so cursors
     naming them keep working; `forget` takes each out of what else uses it, in the same
@@ -124,9 +134,7 @@ async def purge_expired(
     expired = list(await session.scalars(
         select(FileRow).where(FileRow.expires_at <= now).limit(500)))
     for row in expired:
-        await delete_listed(session, row)
-        if forget is not None:
-            await forget(session, row.id)
+        await _remove(session, row, forget)
     if not expired:
         return 0
     await session.commit()
