@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.retrieval.embeddings import Embedder, EmbeddingError, Vectors
 from assistants_server.retrieval.fulltext import Scope, keyword_scores, query_terms
 from assistants_server.retrieval.rows import ChunkRow
-from assistants_server.retrieval.vectors import StoreVectors, VectorCache
+from assistants_server.retrieval.vectors import Pks, VectorCache
 
 log = logging.getLogger(__name__)
 
@@ -163,30 +163,32 @@ class DatabaseSearchIndex:
         candidates = max(4 * limit, 64)
         stores = [] if vectors is None else await self._vectors.load(
             session, scope.vector_store_ids)
+        # Off the event loop (numpy lets go of the GIL), so streams served meanwhile do not
+        # stall: selecting the scope's rows copies them.
+        scoped = [await asyncio.to_thread(store.scoped, scope.file_ids) for store in stores]
         best: dict[int, tuple[float, int]] = {}
         for i, question in enumerate(questions):
             keyword = await keyword_scores(session, scope, query_terms(question), candidates)
             places = {pk: place for place, pk in enumerate(keyword)}
             scores = keyword if vectors is None else await self._blend(
-                keyword, stores, vectors[i], scope, candidates)
+                keyword, scoped, vectors[i], candidates)
             for pk, score in scores.items():
                 rank = (score, -places.get(pk, candidates))
                 best[pk] = max(best.get(pk, rank), rank)
         return best
 
     async def _blend(
-        self, keyword: dict[int, float], stores: list[StoreVectors], vector: Vectors,
-        scope: Scope, candidates: int,
+        self, keyword: dict[int, float], scoped: list[tuple[Pks, Vectors]], vector: Vectors,
+        candidates: int,
     ) -> dict[int, float]:
         """Hybrid scores of the best chunks by cosine and of the keyword candidates."""
         blended = dict(keyword)
         matched = np.fromiter(keyword, np.int64, len(keyword))
-        for store in stores:
-            # Reading the whole matrix takes milliseconds: off the event loop (numpy lets go
-            # of the GIL), so streams served meanwhile do not stall.
-            pks, cosines = await asyncio.to_thread(store.similarities, vector, scope.file_ids)
-            if len(pks) == 0:
+        for pks, matrix in scoped:
+            if len(pks) == 0 or matrix.shape[1] != vector.shape[0]:
                 continue
+            # Reading the whole matrix takes milliseconds: off the event loop.
+            cosines = await asyncio.to_thread(np.matmul, matrix, vector)
             nearest = (np.argpartition(-cosines, candidates - 1)[:candidates]
                        if len(pks) > candidates else np.arange(len(pks)))
             at = np.minimum(np.searchsorted(pks, matched), len(pks) - 1)

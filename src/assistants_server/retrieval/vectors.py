@@ -41,16 +41,13 @@ class StoreVectors:
     def nbytes(self) -> int:
         return int(self.matrix.nbytes + self.pks.nbytes + self.file_ids.nbytes)
 
-    def similarities(
-        self, query: Vectors, file_ids: Collection[str] | None
-    ) -> tuple[Pks, Vectors]:
-        """(pks, cosine similarities to the unit vector `query`) of the chunks in `file_ids`."""
-        if len(self.pks) == 0 or self.matrix.shape[1] != query.shape[0]:
-            return self.pks[:0], np.zeros(0, dtype=np.float32)
+    def scoped(self, file_ids: Collection[str] | None) -> tuple[Pks, Vectors]:
+        """(pks, unit vectors) of the chunks in `file_ids` (all when None): selected once per
+        search, then multiplied by each of its questions."""
         if file_ids is None:
-            return self.pks, self.matrix @ query
+            return self.pks, self.matrix
         rows = np.flatnonzero(np.isin(self.file_ids, np.asarray(list(file_ids), dtype=np.str_)))
-        return self.pks[rows], self.matrix[rows] @ query
+        return self.pks[rows], self.matrix[rows]
 
 
 class VectorCache:
