@@ -98,8 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             executor = ingestor = sandbox = None
             if settings.executor_enabled:
                 sandbox = await _start_sandbox(settings)
-                services = ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs,
-                                        context_window=settings.context_window_tokens)
+                services = ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs)
                 backend: ChatBackend = NoBackend()
                 if settings.backend_base_url:
                     backend = OpenAICompatibleBackend(

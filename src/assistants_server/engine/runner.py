@@ -68,7 +68,7 @@ async def drive_run(
         serve = await asyncio.shield(
             on_fresh_state(partial(_record, sessionmaker, turn, context.prompt_tokens)))
         if not serve or not await _serve(sessionmaker, services or ToolServices(), turn,
-                                         deadline):
+                                         deadline, context_window):
             return
         if round_ == MAX_ROUNDS:
             error = {"code": "server_error", "message": f"The model called tools in more "
@@ -104,7 +104,7 @@ async def _relay(
 
 async def _serve(
     sessionmaker: async_sessionmaker[AsyncSession], services: ToolServices, turn: Turn,
-    deadline: float,
+    deadline: float, context_window: int,
 ) -> bool:
     """Run the turn's server tool calls and record their outputs; True when the model is to
     be asked again (no function call is left for the client)."""
@@ -112,7 +112,7 @@ async def _serve(
     assert run is not None
     entries = await _guarded(
         sessionmaker, turn, deadline, lambda: execute_calls(
-            sessionmaker, services, run, turn.server_calls(), turn.searches),
+            sessionmaker, services, run, turn.server_calls(), turn.searches, context_window),
         "running its tools")
     if entries is None:
         return False

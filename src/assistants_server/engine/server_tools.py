@@ -31,23 +31,22 @@ class ToolServices:
     index: SearchIndex | None = None
     sandbox: Sandbox | None = None
     blobs: BlobStore | None = None
-    # The model's context: one search's excerpts may take a quarter of it at most.
-    context_window: int = 128_000
 
 
 async def execute_calls(
     sessionmaker: async_sessionmaker[AsyncSession], services: ToolServices, run: RunRow,
-    calls: list[dict[str, str]], searches: int,
+    calls: list[dict[str, str]], searches: int, context_window: int,
 ) -> list[dict[str, Any]]:
     """Step entries for `calls`, in order; `searches` numbers this run's earlier searches.
-    `run`: as the turn that made the calls committed it (its tools and resources are read)."""
+    `run`: as the turn that made the calls committed it (its tools and resources are read).
+    One search's excerpts may take a quarter of the model's `context_window` at most."""
     entries = []
     for call in calls:
         if call["type"] == file_search.NAME and services.index is not None:
             async with sessionmaker() as session:
                 entry = await file_search.run_file_search(
                     session, services.index, run, call["id"], call["arguments"], searches,
-                    budget_tokens=services.context_window // 4)
+                    budget_tokens=context_window // 4)
                 await session.commit()
             searches += 1
         elif call["type"] == code_interpreter.NAME and services.sandbox is not None:
