@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from assistants_server.api.errors import install_error_handlers
@@ -17,6 +16,7 @@ from assistants_server.api.middleware import GateMiddleware
 from assistants_server.assistants.router import router as assistants_router
 from assistants_server.backends.chat import ChatBackend, NoBackend
 from assistants_server.backends.openai_compat import OpenAICompatibleBackend
+from assistants_server.backends.transport import backend_client
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.engine.executor import Executor
@@ -85,11 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with app.state.sessionmaker() as session:
                 await purge_expired(session, app.state.blobs, int(time.time()),
                                     lambda s, file_id: forget_file(s, index, file_id))
-        # Room for every run the executor drives at once, each streaming from the backend.
-        limits = httpx.Limits(max_connections=settings.executor_concurrency + 16,
-                              max_keepalive_connections=settings.executor_concurrency)
-        async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds,
-                                     limits=limits) as http:
+        # Kept open: a connection for every run the executor drives at once.
+        async with backend_client(timeout=settings.backend_timeout_seconds,
+                                  max_idle=settings.executor_concurrency) as http:
             app.state.http = http
             index = DatabaseSearchIndex(embedder_from(settings.embeddings_base_url,
                                               settings.embeddings_api_key,

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from assistants_server.backends.chat import (
@@ -19,6 +18,7 @@ from assistants_server.backends.chat import (
     Usage,
 )
 from assistants_server.backends.openai_compat import OpenAICompatibleBackend
+from assistants_server.backends.transport import backend_client
 from tests.conftest import LiveServer
 from tests.fake_backend import Reply, create_fake_backend
 
@@ -33,7 +33,7 @@ def fake() -> Iterator[LiveServer]:
 
 @pytest.fixture
 async def backend(fake: LiveServer) -> AsyncIterator[OpenAICompatibleBackend]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0)) as client:
+    async with backend_client(timeout=2.0, max_idle=4) as client:
         yield OpenAICompatibleBackend(client, fake.url + "/v1", "sk-b", backoff_seconds=0.01)
 
 
@@ -148,7 +148,7 @@ async def test_stream_that_stops_before_done_is_a_server_error(
 
 async def test_hanging_backend_times_out_as_a_server_error(fake: LiveServer) -> None:
     script(fake, *[Reply(text="late", hang_seconds=3) for _ in range(2)])
-    async with httpx.AsyncClient(timeout=httpx.Timeout(0.3)) as client:
+    async with backend_client(timeout=0.3, max_idle=4) as client:
         backend = OpenAICompatibleBackend(client, fake.url + "/v1", "sk-b", max_retries=1,
                                           backoff_seconds=0.01)
         with pytest.raises(BackendError) as caught:
@@ -157,7 +157,7 @@ async def test_hanging_backend_times_out_as_a_server_error(fake: LiveServer) -> 
 
 
 async def test_unreachable_backend_is_a_server_error() -> None:
-    async with httpx.AsyncClient() as client:
+    async with backend_client(timeout=5.0, max_idle=4) as client:
         backend = OpenAICompatibleBackend(client, "http://127.0.0.1:9/v1", max_retries=0)
         with pytest.raises(BackendError) as caught:
             await collect(backend)
@@ -166,7 +166,7 @@ async def test_unreachable_backend_is_a_server_error() -> None:
 
 async def test_timeout_after_tokens_were_relayed_is_not_retried(fake: LiveServer) -> None:
     bodies = script(fake, Reply(text="abcd", stall_seconds=3), Reply(text="again"))
-    async with httpx.AsyncClient(timeout=httpx.Timeout(0.3)) as client:
+    async with backend_client(timeout=0.3, max_idle=4) as client:
         backend = OpenAICompatibleBackend(client, fake.url + "/v1", "sk-b", max_retries=2,
                                           backoff_seconds=0.01)
         seen: list[ChatEvent] = []

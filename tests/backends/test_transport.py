@@ -1,0 +1,104 @@
+"""The backend client's transport: which connection a request gets, and what it raises."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from assistants_server.backends.transport import StackTransport, backend_client
+
+
+class CountingServer:
+    """A loopback HTTP/1.1 server answering every request `ok` on a kept-alive connection,
+    closing each connection `close_after` seconds after its last answer (None: never), and
+    counting the connections it accepted."""
+
+    def __init__(self, *, close_after: float | None = None, delay: float = 0.0) -> None:
+        self.close_after = close_after
+        self.delay = delay
+        self.accepted = 0
+
+    async def __aenter__(self) -> CountingServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            while True:
+                timeout = self.close_after
+                async with asyncio.timeout(timeout):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                if not head:
+                    break
+                await asyncio.sleep(self.delay)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5, transport=StackTransport(max_idle=2)) as client:
+        yield client
+
+
+async def test_sequential_requests_share_one_connection(client: httpx.AsyncClient) -> None:
+    async with CountingServer() as server:
+        for _ in range(5):
+            assert (await client.get(server.url)).text == "ok"
+    assert server.accepted == 1
+
+
+async def test_concurrent_requests_get_their_own_connections_and_idle_ones_are_capped(
+    client: httpx.AsyncClient,
+) -> None:
+    async with CountingServer(delay=0.05) as server:
+        answers = await asyncio.gather(*(client.get(server.url) for _ in range(4)))
+        assert [a.text for a in answers] == ["ok"] * 4 and server.accepted == 4
+        # max_idle=2: two of the four were kept, so two more at once open nothing new.
+        await asyncio.gather(*(client.get(server.url) for _ in range(2)))
+        assert server.accepted == 4
+        await asyncio.gather(*(client.get(server.url) for _ in range(3)))
+        assert server.accepted == 5
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced(
+    client: httpx.AsyncClient,
+) -> None:
+    async with CountingServer(close_after=0.05) as server:
+        assert (await client.get(server.url)).text == "ok"
+        await asyncio.sleep(0.2)
+        assert (await client.get(server.url)).text == "ok"
+    assert server.accepted == 2
+
+
+async def test_a_streamed_response_returns_its_connection_when_closed(
+    client: httpx.AsyncClient,
+) -> None:
+    async with CountingServer() as server:
+        async with client.stream("GET", server.url) as response:
+            assert await response.aread() == b"ok"
+        async with client.stream("GET", server.url) as response:
+            pass  # closed unread: the connection cannot be reused, a new one is opened
+        assert (await client.get(server.url)).text == "ok"
+    assert server.accepted == 2
+
+
+async def test_failures_are_raised_as_httpx_errors() -> None:
+    async with backend_client(timeout=0.2, max_idle=2) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("http://127.0.0.1:9/")
+        async with CountingServer(delay=1.0) as server:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(server.url)
