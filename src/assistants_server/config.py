@@ -188,6 +188,9 @@ class Settings(BaseSettings):
         logging.basicConfig(level=self.log_level.upper(),
                             format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # httpx logs every model call at INFO: a line per run, and a tenth of its CPU.
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @property
     def is_sqlite(self) -> bool:
