@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, not_found
@@ -67,9 +67,14 @@ def _with_defaults(tools: list[Any], resources: dict[str, Any]) -> dict[str, Any
     return resources
 
 
+# Built once: every run creation reads its assistant, and building a statement (its cache key
+# above all) costs more than SQLite takes to answer it.
+_BY_ID = select(AssistantRow).where(AssistantRow.id == bindparam("id"))
+
+
 async def get_assistant(session: AsyncSession, assistant_id: str) -> AssistantRow:
     check_id(assistant_id, "asst_", "assistant_id")
-    row = await session.scalar(select(AssistantRow).where(AssistantRow.id == assistant_id))
+    row = await session.scalar(_BY_ID, {"id": assistant_id})
     if row is None:
         raise not_found("assistant", assistant_id)
     return row

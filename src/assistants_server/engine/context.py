@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.backends.chat import ChatRequest
@@ -22,6 +22,9 @@ from assistants_server.engine.turn import SERVER_TOOLS
 from assistants_server.tools import code_interpreter, file_search
 
 BATCH = 50
+# The newest messages first; built once (every turn reads them).
+_NEWEST = (select(MessageRow).where(MessageRow.thread_id == bindparam("thread_id"))
+           .order_by(MessageRow.created_at.desc(), MessageRow.pk.desc()).limit(BATCH))
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,11 @@ async def _history(
     used = 0
     cursor: tuple[int, int] | None = None
     while limit is None or len(kept) < limit:
-        stmt = select(MessageRow).where(MessageRow.thread_id == thread_id)
+        stmt = _NEWEST
         if cursor is not None:
             stmt = stmt.where((MessageRow.created_at < cursor[0]) | (
                 (MessageRow.created_at == cursor[0]) & (MessageRow.pk < cursor[1])))
-        stmt = stmt.order_by(MessageRow.created_at.desc(), MessageRow.pk.desc()).limit(BATCH)
-        rows = list(await session.scalars(stmt))
+        rows = list(await session.scalars(stmt, {"thread_id": thread_id}))
         for row in rows:
             message = chat_message(row)
             if message is None:

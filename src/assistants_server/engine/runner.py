@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -276,8 +276,11 @@ async def _commit_start(session: AsyncSession, run_id: str, now: int, outbox: Ou
     return False
 
 
+_RUN = select(RunRow).where(RunRow.id == bindparam("id"))  # built once: read every turn
+
+
 async def _load(session: AsyncSession, run_id: str) -> RunRow | None:
-    return await session.scalar(select(RunRow).where(RunRow.id == run_id))
+    return await session.scalar(_RUN, {"id": run_id})
 
 
 async def _current(

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,9 +41,15 @@ from assistants_server.tools.definitions import (
 )
 from assistants_server.vector_stores.resources import create_inline_stores
 
+# Built once: each poll of a run reads it, and building a statement costs more than SQLite
+# takes to answer it.
+_ACTIVE = select(RunRow.id).where(RunRow.active_thread_id == bindparam("thread_id"))
+_IN_THREAD = select(RunRow).where(RunRow.id == bindparam("id"),
+                                  RunRow.thread_id == bindparam("thread_id"))
+
 
 async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
-    return await session.scalar(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
+    return await session.scalar(_ACTIVE, {"thread_id": thread_id})
 
 
 class Lease(NamedTuple):
@@ -168,8 +174,7 @@ def _already_active(thread_id: str, run_id: str) -> InvalidRequestError:
 async def get_run(session: AsyncSession, thread_id: str, run_id: str) -> RunRow:
     check_id(thread_id, "thread_", "thread_id")
     check_id(run_id, "run_", "run_id")
-    run = await session.scalar(
-        select(RunRow).where(RunRow.id == run_id, RunRow.thread_id == thread_id))
+    run = await session.scalar(_IN_THREAD, {"id": run_id, "thread_id": thread_id})
     if run is None:
         raise not_found("run", run_id)
     return run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import not_found
@@ -29,9 +29,12 @@ async def create_thread(session: AsyncSession, body: CreateThreadRequest) -> Thr
     return row
 
 
+_BY_ID = select(ThreadRow).where(ThreadRow.id == bindparam("id"))  # built once: a hot read
+
+
 async def get_thread(session: AsyncSession, thread_id: str) -> ThreadRow:
     check_id(thread_id, "thread_", "thread_id")
-    row = await session.scalar(select(ThreadRow).where(ThreadRow.id == thread_id))
+    row = await session.scalar(_BY_ID, {"id": thread_id})
     if row is None:
         raise not_found("thread", thread_id)
     return row
