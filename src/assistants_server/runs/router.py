@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import SessionDep, SettingsDep
@@ -64,14 +64,20 @@ def _lease(request: Request, settings: Settings, stream: bool | None) -> Lease |
 async def _respond(
     request: Request, session: AsyncSession, settings: Settings, run: RunRow,
     lease: Lease | None, outbox: Outbox, stream: bool | None, after: int = 0,
+    background: BackgroundTasks | None = None,
 ) -> Any:
     """Commit, publish what the request changed, set the run going; then the run, or its
-    event stream from `after` when the request asked for one."""
+    event stream from `after` when the request asked for one. A run leased here and not
+    streamed starts once the answer is sent (`background`): its first steps would hold the
+    event loop before the answer went out."""
     await session.commit()
     await outbox.publish()
     executor = request.app.state.executor
     if lease is not None:
-        executor.adopt(run.id, run)
+        if background is not None and not stream:
+            background.add_task(_adopt, executor, run)
+        else:
+            executor.adopt(run.id, run)
     else:
         if executor is not None:
             await executor.notify()
@@ -79,6 +85,10 @@ async def _respond(
     if not stream:
         return Run.from_row(run)
     return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
+
+
+async def _adopt(executor: Any, run: RunRow) -> None:  # async: run on the loop, not a thread
+    executor.adopt(run.id, run)
 
 
 def _followable_here(request: Request, run: RunRow) -> bool:
@@ -121,27 +131,28 @@ IncludeDep = Annotated[frozenset[str], Depends(_include)]
 @router.post(RUNS, response_model=Run)
 async def create_run(
     thread_id: str, body: CreateRunRequest, session: SessionDep, settings: SettingsDep,
-    request: Request, include: IncludeDep,
+    request: Request, include: IncludeDep, background: BackgroundTasks,
 ) -> Any:
     lease = _lease(request, settings, body.stream)
     run = await service.create_run(session, thread_id, body, settings.models, lease, include)
     if body.stream:
         await _bus(request).watch(run.id)
     return await _respond(request, session, settings, run, lease, _started(_bus(request), run),
-                          body.stream)
+                          body.stream, background=background)
 
 
 @router.post("/v1/threads/runs", response_model=Run)
 async def create_thread_and_run(
     body: CreateThreadAndRunRequest, session: SessionDep, settings: SettingsDep,
-    request: Request,
+    request: Request, background: BackgroundTasks,
 ) -> Any:
     lease = _lease(request, settings, body.stream)
     thread, run = await service.create_thread_and_run(session, body, settings.models, lease)
     if body.stream:
         await _bus(request).watch(run.id)
     outbox = _started(_bus(request), run, thread)
-    return await _respond(request, session, settings, run, lease, outbox, body.stream)
+    return await _respond(request, session, settings, run, lease, outbox, body.stream,
+                          background=background)
 
 
 @router.get(RUNS)
@@ -179,7 +190,7 @@ async def cancel_run(
 @router.post(RUNS + "/{run_id}/submit_tool_outputs", response_model=Run)
 async def submit_tool_outputs(
     thread_id: str, run_id: str, body: SubmitToolOutputsRequest, session: SessionDep,
-    settings: SettingsDep, request: Request,
+    settings: SettingsDep, request: Request, background: BackgroundTasks,
 ) -> Any:
     """With `stream`, the stream continues the run: it starts after the events streamed so
     far (the tool_calls step completing, then the run queued again)."""
@@ -195,7 +206,8 @@ async def submit_tool_outputs(
         if watched_here:
             await bus.forget(run_id)
         raise
-    return await _respond(request, session, settings, run, lease, outbox, body.stream, after)
+    return await _respond(request, session, settings, run, lease, outbox, body.stream, after,
+                          background)
 
 
 @router.get(RUNS + "/{run_id}/events")
