@@ -8,9 +8,12 @@ connection pool and, when configured, its own schema on the search_path.
 from __future__ import annotations
 
 import asyncio
+import time
+from functools import partial
 from typing import Any
 
 from sqlalchemy import event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +25,7 @@ from assistants_server.config import Settings
 from assistants_server.db import sqlite_inline
 
 SQLITE_POOL_SIZE = 64  # the executor's runs and the requests served at once, per process
+PING_AFTER_IDLE_SECONDS = 2.0
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -41,13 +45,34 @@ def create_engine(settings: Settings) -> AsyncEngine:
     connect_args: dict[str, Any] = {}
     if settings.database_schema:
         connect_args["server_settings"] = {"search_path": settings.database_schema}
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
         connect_args=connect_args,
     )
+    for used in ("connect", "checkin"):
+        event.listen(engine.sync_engine.pool, used, _stamp_use)
+    event.listen(engine.sync_engine.pool, "checkout", partial(_ping_if_idle, engine.dialect))
+    return engine
+
+
+def _stamp_use(_dbapi_connection: Any, record: Any) -> None:
+    record.info["last_used"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A connection idle for a while is pinged before use, and replaced if the database
+    dropped it (a restart, an idle timeout); one used moments ago is not: pinging every
+    checkout (pool_pre_ping) was a round trip per request, 5 ms of a run's 18."""
+    if time.monotonic() - record.info.get("last_used", 0.0) < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        alive = dialect.do_ping(dbapi_connection)
+    except Exception as exc:  # noqa: BLE001 - any failure means: use another connection
+        raise DisconnectionError(f"connection failed its ping: {exc!r}") from exc
+    if not alive:
+        raise DisconnectionError("connection failed its ping")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
