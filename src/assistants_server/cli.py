@@ -89,11 +89,11 @@ def _serve(settings: Settings) -> int:
         "proxy_headers": True, "access_log": settings.access_log}
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)
-    else:
-        # Each worker process builds its app from the same environment (migrated above).
-        uvicorn.run("assistants_server.app:create_app", factory=True,
-                    workers=settings.workers, **options)
-    return 0
+        return 0
+    from assistants_server.workers import serve_workers
+
+    # Each process builds its app from the same environment (migrated above).
+    return serve_workers(options, settings.workers)
 
 
 if __name__ == "__main__":

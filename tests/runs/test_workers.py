@@ -29,6 +29,26 @@ def _workers(pid: int) -> list[int]:
     return found
 
 
+def _connections_held(pid: int, port: int) -> int:
+    """Established connections to `port` whose socket process `pid` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    held = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                held += 1
+    return held
+
+
 async def _run_to_end(client: httpx.AsyncClient, assistant_id: str, n: int) -> dict[str, Any]:
     run = (await client.post("/threads/runs", json={
         "assistant_id": assistant_id,
@@ -62,6 +82,19 @@ async def test_two_processes_share_the_port_and_complete_every_run(settings: Set
                 assert [m["role"] for m in messages["data"]] == ["assistant", "user"]
                 assert messages["data"][0]["content"][0]["text"]["value"] == "Hello!"
         assert sorted(_workers(server.pid)) == sorted(workers) and len(workers) == 2
+        # Kept-alive connections are spread over both processes (a socket each, SO_REUSEPORT),
+        # not taken by whichever accepted first.
+        clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+                   for _ in range(24)]
+        try:
+            # At once: a burst of connections is where one shared socket went to one process.
+            answers = await asyncio.gather(*(client.get("/health") for client in clients))
+            assert {answer.status_code for answer in answers} == {200}
+            held = [_connections_held(pid, port) for pid in workers]
+            assert sum(held) == 24 and min(held) >= 3, held
+        finally:
+            for client in clients:
+                await client.aclose()
     finally:
         server.terminate()
         server.wait(timeout=30)
