@@ -13,6 +13,10 @@ with --database-url), then over keep-alive HTTP:
    --two-step: POST /v1/threads, POST .../runs) and poll like the SDK: at once, then sleeping
    openai-poll-after-ms (--poll-ms) between polls. Goal: >= 200 completed runs/s.
 
+Clients are harness.LeanClient (one kept-alive connection each, httptools parsing) unless
+--client httpx: on 2 cores, 50 httpx clients took 0.4 of a core at 130 runs/s, CPU the server
+under test then did not have. Both paths of the latency table use the same client.
+
 Prints a table, writes JSON to bench/results/, exits 0. ASSISTANTS_* variables reach the server.
 
     .venv/bin/python bench/runs.py [--database-url URL] [--seconds 10] [--clients 50]
@@ -39,6 +43,7 @@ from harness import (
     HEADERS,
     RESULTS,
     BenchError,
+    LeanClient,
     argument_parser,
     checked,
     drop_schema,
@@ -58,6 +63,7 @@ BACKEND = ("import uvicorn; uvicorn.run('tests.fake_backend:create_fake_backend'
            "host='127.0.0.1', port={port}, log_level='warning', access_log=False)")
 DIRECT, POLL2, POLL0 = "direct backend call", "run, poll every 2 ms", "run, poll back-to-back"
 Done = tuple[float, float, str, int]  # started, finished (monotonic), status, requests
+Client = httpx.AsyncClient | LeanClient
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,6 +77,8 @@ def parse_args() -> argparse.Namespace:
                    help="throughput: POST /v1/threads then POST .../runs (default: /threads/runs)")
     p.add_argument("--samples", type=int, default=200, help="timed latency samples per path")
     p.add_argument("--warmup", type=int, default=20, help="untimed latency samples per path")
+    p.add_argument("--client", choices=("lean", "httpx"), default="lean",
+                   help="the load generator's HTTP client (see above)")
     return p.parse_args()
 
 
@@ -82,11 +90,11 @@ def stats(values: list[float]) -> dict[str, float]:
             "max_ms": max(values), "n": len(values)}
 
 
-async def new_thread(api: httpx.AsyncClient) -> str:
+async def new_thread(api: Client) -> str:
     return str(checked(await api.post("/v1/threads", json={"messages": MESSAGES}))["id"])
 
 
-async def poll(api: httpx.AsyncClient, run: dict[str, Any], interval: float | None,
+async def poll(api: Client, run: dict[str, Any], interval: float | None,
                deadline: float) -> tuple[str, int]:
     """GET the run until it is terminal; interval None: the server's openai-poll-after-ms."""
     path = f"/v1/threads/{run['thread_id']}/runs/{run['id']}"
@@ -102,15 +110,14 @@ async def poll(api: httpx.AsyncClient, run: dict[str, Any], interval: float | No
     return "timed out", polls
 
 
-async def direct(backend: httpx.AsyncClient) -> None:
-    async with backend.stream("POST", "/v1/chat/completions", json=CHAT_BODY) as response:
-        if response.status_code != 200:
-            raise BenchError(f"backend: HTTP {response.status_code}")
-        async for _ in response.aiter_lines():
-            pass
+async def direct(backend: Client) -> None:
+    """The streamed completion, read to its end."""
+    response = await backend.post("/v1/chat/completions", json=CHAT_BODY)
+    if response.status_code != 200 or not response.content.rstrip().endswith(b"[DONE]"):
+        raise BenchError(f"backend: HTTP {response.status_code} {response.text[:200]}")
 
 
-async def one_run(api: httpx.AsyncClient, assistant: str, interval: float) -> list[float]:
+async def one_run(api: Client, assistant: str, interval: float) -> list[float]:
     """[total ms, POST ms, polls, ms of one more GET] of a run on a fresh one-message thread."""
     thread = await new_thread(api)
     t0 = time.perf_counter()
@@ -124,7 +131,7 @@ async def one_run(api: httpx.AsyncClient, assistant: str, interval: float) -> li
     return [(t2 - t0) * 1000, (t1 - t0) * 1000, polls, (time.perf_counter() - t2) * 1000]
 
 
-async def latency(api: httpx.AsyncClient, backend: httpx.AsyncClient, assistant: str,
+async def latency(api: Client, backend: Client, assistant: str,
                   warmup: int, samples: int) -> dict[str, Any]:
     """One request at a time; the three paths interleaved, their order rotated every round."""
     rows: dict[str, list[list[float]]] = {DIRECT: [], POLL2: [], POLL0: []}
@@ -151,7 +158,7 @@ async def latency(api: httpx.AsyncClient, backend: httpx.AsyncClient, assistant:
     return {"paths": out, "added": added, "goal_met": added["p50_ms"] <= GOAL_ADDED_MS}
 
 
-async def client(api: httpx.AsyncClient, assistant: str, two_step: bool, stop_at: float,
+async def client(api: Client, assistant: str, two_step: bool, stop_at: float,
                  done: list[Done], errors: Counter[str]) -> None:
     while time.monotonic() < stop_at:
         t0 = time.monotonic()
@@ -170,7 +177,7 @@ async def client(api: httpx.AsyncClient, assistant: str, two_step: bool, stop_at
         done.append((t0, time.monotonic(), status, polls + 1 + two_step))
 
 
-async def throughput(clients: list[httpx.AsyncClient], assistant: str,
+async def throughput(clients: list[Client], assistant: str,
                      args: argparse.Namespace) -> dict[str, Any]:
     done: list[Done] = []
     errors: Counter[str] = Counter()
@@ -191,7 +198,9 @@ async def throughput(clients: list[httpx.AsyncClient], assistant: str,
 async def measure(api_url: str, backend_url: str, args: argparse.Namespace) -> dict[str, Any]:
     # One keep-alive client (one connection) per simulated client: one AsyncClient pooling 50
     # connections spent 3-5 ms of CPU per request in httpcore's pool, on the same 2 cores.
-    def new_client(base_url: str) -> httpx.AsyncClient:
+    def new_client(base_url: str) -> Client:
+        if args.client == "lean":
+            return LeanClient(base_url, HEADERS)
         return httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=60)
 
     async with AsyncExitStack() as stack:
