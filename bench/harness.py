@@ -156,6 +156,26 @@ async def drop_schema(url: str, schema: str) -> None:
     await engine.dispose()
 
 
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """CPU time (user + system) of process `pid` and (`tree`) every process below it, so far."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    found, grew = {pid}, tree
+    while grew:
+        below = {child for child, parent in parents.items() if parent in found} - found
+        found |= below
+        grew = bool(below)
+    return sum(times.get(p, 0.0) for p in found)
+
+
 def machine() -> dict[str, Any]:
     """The machine, and the commit of the code under `src/` (marked -dirty if edited)."""
     cpuinfo = Path("/proc/cpuinfo")

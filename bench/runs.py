@@ -1,8 +1,9 @@
 """Latency a run adds over its model call, and completed runs per second under concurrent clients.
 
-Starts the fake backend (tests/fake_backend.py, streaming "Hello!") and `assistants-server serve`
-as subprocesses on free loopback ports (SQLite in a temp dir, or PostgreSQL in a throwaway schema
-with --database-url), then over keep-alive HTTP:
+Starts a fake model server (bench/fake_model.py, or with --fake-model suite the test suite's
+tests/fake_backend.py; both stream "Hello!") and `assistants-server serve` as subprocesses on
+free loopback ports (SQLite in a temp dir, or PostgreSQL in a throwaway schema with
+--database-url), then over keep-alive HTTP:
 
 1. latency, one request at a time: /v1/chat/completions called directly (streamed, read to the
    end) vs a non-streamed run timed from `POST /v1/threads/{id}/runs` until a poll sees
@@ -15,7 +16,9 @@ with --database-url), then over keep-alive HTTP:
 
 Clients are harness.LeanClient (one kept-alive connection each, httptools parsing) unless
 --client httpx: on 2 cores, 50 httpx clients took 0.4 of a core at 130 runs/s, CPU the server
-under test then did not have. Both paths of the latency table use the same client.
+under test then did not have. Both paths of the latency table use the same client. The CPU each
+process took in the throughput window is reported too, and with it the server's CPU per run:
+what the figure would be if the harness ran elsewhere.
 
 Prints a table, writes JSON to bench/results/, exits 0. ASSISTANTS_* variables reach the server.
 
@@ -46,6 +49,7 @@ from harness import (
     LeanClient,
     argument_parser,
     checked,
+    cpu_seconds,
     drop_schema,
     free_port,
     machine,
@@ -59,8 +63,9 @@ MESSAGES = [{"role": "user", "content": "Say hello."}]
 INSTRUCTIONS = "You are a benchmark."
 CHAT_BODY = {"model": "fake", "stream": True, "stream_options": {"include_usage": True},
              "messages": [{"role": "system", "content": INSTRUCTIONS}, *MESSAGES]}
-BACKEND = ("import uvicorn; uvicorn.run('tests.fake_backend:create_fake_backend', factory=True, "
-           "host='127.0.0.1', port={port}, log_level='warning', access_log=False)")
+SUITE_BACKEND = ("import uvicorn; uvicorn.run('tests.fake_backend:create_fake_backend', "
+                 "factory=True, host='127.0.0.1', port={port}, log_level='warning', "
+                 "access_log=False)")
 DIRECT, POLL2, POLL0 = "direct backend call", "run, poll every 2 ms", "run, poll back-to-back"
 Done = tuple[float, float, str, int]  # started, finished (monotonic), status, requests
 Client = httpx.AsyncClient | LeanClient
@@ -79,6 +84,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=20, help="untimed latency samples per path")
     p.add_argument("--client", choices=("lean", "httpx"), default="lean",
                    help="the load generator's HTTP client (see above)")
+    p.add_argument("--fake-model", choices=("lean", "suite"), default="lean",
+                   help="the model server: bench/fake_model.py, or the test suite's FastAPI one")
     return p.parse_args()
 
 
@@ -177,17 +184,31 @@ async def client(api: Client, assistant: str, two_step: bool, stop_at: float,
         done.append((t0, time.monotonic(), status, polls + 1 + two_step))
 
 
-async def throughput(clients: list[Client], assistant: str,
-                     args: argparse.Namespace) -> dict[str, Any]:
+async def cpu_in_window(pids: dict[str, int], begin: float,
+                        end: float) -> dict[str, float]:
+    """Cores each process tree kept busy between the monotonic times `begin` and `end`."""
+    await asyncio.sleep(begin - time.monotonic())
+    mine = os.getpid()  # this process's children are the server and the model
+    first = {name: cpu_seconds(pid, pid != mine) for name, pid in pids.items()}
+    await asyncio.sleep(end - time.monotonic())
+    return {name: (cpu_seconds(pid, pid != mine) - first[name]) / (end - begin)
+            for name, pid in pids.items()}
+
+
+async def throughput(clients: list[Client], assistant: str, args: argparse.Namespace,
+                     pids: dict[str, int]) -> dict[str, Any]:
     done: list[Done] = []
     errors: Counter[str] = Counter()
     begin = time.monotonic() + args.warmup_seconds
     end = begin + args.seconds
-    await asyncio.gather(*(client(api, assistant, args.two_step, end, done, errors)
-                           for api in clients))
+    cores, *_ = await asyncio.gather(
+        cpu_in_window(pids, begin, end),
+        *(client(api, assistant, args.two_step, end, done, errors) for api in clients))
     window = [d for d in done if begin <= d[1] <= end]
     rate = sum(d[2] == "completed" for d in window) / args.seconds
-    return {"clients": len(clients), "seconds": args.seconds, "poll_after_ms": args.poll_ms,
+    return {"cores_busy": cores,
+            "server_cpu_ms_per_run": cores["server"] * 1000 / rate if rate else None,
+            "clients": len(clients), "seconds": args.seconds, "poll_after_ms": args.poll_ms,
             "flow": "two-step" if args.two_step else "/v1/threads/runs",
             "runs_per_s": rate, "statuses": dict(Counter(d[2] for d in window)),
             "errors": dict(errors), "run_latency": stats([(d[1] - d[0]) * 1000 for d in window]),
@@ -195,7 +216,8 @@ async def throughput(clients: list[Client], assistant: str,
             "goal_met": rate >= GOAL_RUNS_PER_S}
 
 
-async def measure(api_url: str, backend_url: str, args: argparse.Namespace) -> dict[str, Any]:
+async def measure(api_url: str, backend_url: str, args: argparse.Namespace,
+                  pids: dict[str, int]) -> dict[str, Any]:
     # One keep-alive client (one connection) per simulated client: one AsyncClient pooling 50
     # connections spent 3-5 ms of CPU per request in httpcore's pool, on the same 2 cores.
     def new_client(base_url: str) -> Client:
@@ -211,7 +233,7 @@ async def measure(api_url: str, backend_url: str, args: argparse.Namespace) -> d
         assistant = str(checked(await api.post("/v1/assistants", json={
             "model": "fake", "instructions": INSTRUCTIONS}))["id"])
         lat = await latency(api, backend, assistant, args.warmup, args.samples)
-        thr = await throughput(clients, assistant, args)
+        thr = await throughput(clients, assistant, args, pids)
     return {"latency": lat, "throughput": thr}
 
 
@@ -248,6 +270,11 @@ def report(database: str, r: dict[str, Any], samples: int, load: float) -> None:
     if s.get("n", 0) >= 2:
         print(f"run latency p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms; "
               f"{thr['requests_per_run']:.1f} requests/run; statuses {thr['statuses']}")
+    busy = ", ".join(f"{name} {cores:.2f}" for name, cores in thr["cores_busy"].items())
+    if thr["server_cpu_ms_per_run"]:
+        per_run = thr["server_cpu_ms_per_run"]
+        print(f"cores busy: {busy}; server CPU per run {per_run:.2f} ms (all "
+              f"{os.cpu_count()} cores: ~{(os.cpu_count() or 1) * 1000 / per_run:.0f} runs/s)")
     if thr["errors"]:
         print(f"errors: {thr['errors']}")
     if load > 0.2:
@@ -270,11 +297,14 @@ def main() -> int:
     host = machine() | {"busy_cpus_at_start": busy_cpus()}
     backend = server = None
     try:
-        backend = start([sys.executable, "-c", BACKEND.format(port=backend_port)], {},
-                        tmp / "backend.log", backend_url + "/v1/models")
+        model = ([sys.executable, "bench/fake_model.py", str(backend_port)]
+                 if args.fake_model == "lean"
+                 else [sys.executable, "-c", SUITE_BACKEND.format(port=backend_port)])
+        backend = start(model, {}, tmp / "backend.log", backend_url + "/v1/models")
         server = start([sys.executable, "-m", "assistants_server", "serve", "--port",
                         str(api_port)], env, tmp / "server.log", api_url + "/health")
-        results = asyncio.run(measure(api_url, backend_url, args))
+        pids = {"server": server.pid, "model": backend.pid, "clients": os.getpid()}
+        results = asyncio.run(measure(api_url, backend_url, args, pids))
     except (BenchError, httpx.HTTPError) as exc:
         logs = "".join(f"\n--- {p.name}\n{p.read_text()[-3000:]}" for p in tmp.glob("*.log"))
         print(f"benchmark aborted: {exc!r}{logs}")
