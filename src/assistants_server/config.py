@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     poll_after_ms: int = Field(
         200, ge=0, description="openai-poll-after-ms sent with runs: how often SDK pollers ask."
     )
+    poll_hold_ms: int = Field(
+        200, ge=0, description="How long a poll of a run this process is driving waits for the "
+        "run to move on (complete, need tool outputs, fail) before answering; 0: never.",
+    )
     redis_url: str | None = Field(
         None,
         description="Redis for run event logs shared by every process (e.g. "

@@ -312,6 +312,42 @@ async def test_run_retrieval_tells_pollers_how_often_to_ask(client: httpx.AsyncC
     assert int(response.headers["openai-poll-after-ms"]) == 200
 
 
+async def test_a_poll_is_answered_as_soon_as_the_run_moves_on(
+        client: httpx.AsyncClient, script: list[Any]) -> None:
+    script.append(Reply(text="in a moment", hang_seconds=0.15))
+    assistant_id, thread_id = await _setup(client)
+    run = await _start(client, thread_id, assistant_id)
+    started = time.monotonic()
+    polled = (await client.get(f"/v1/threads/{thread_id}/runs/{run['id']}")).json()
+    # The SDK's first poll comes at once: it sees the outcome, not in_progress.
+    assert polled["status"] == "completed"
+    assert 0.1 < time.monotonic() - started < 1.0
+
+
+async def test_a_poll_is_held_no_longer_than_poll_hold_ms(
+        client: httpx.AsyncClient, script: list[Any]) -> None:
+    script.append(Reply(text="slow", hang_seconds=3))
+    assistant_id, thread_id = await _setup(client)
+    run = await _start(client, thread_id, assistant_id)
+    started = time.monotonic()
+    polled = (await client.get(f"/v1/threads/{thread_id}/runs/{run['id']}")).json()
+    assert polled["status"] in ("queued", "in_progress")
+    assert 0.15 < time.monotonic() - started < 1.0  # the default hold: 200 ms
+    await client.post(f"/v1/threads/{thread_id}/runs/{run['id']}/cancel")
+    await _wait(client, thread_id, run["id"], "cancelled")
+
+
+async def test_a_poll_of_a_run_that_is_not_moving_is_answered_at_once(
+        client: httpx.AsyncClient, script: list[Any]) -> None:
+    script.append(Reply(tool_calls=[{"id": "call_1", "name": "lookup", "arguments": "{}"}]))
+    assistant_id, thread_id = await _setup(client, tools=[TOOL])
+    run = await _start(client, thread_id, assistant_id)
+    await _wait(client, thread_id, run["id"], "requires_action")
+    started = time.monotonic()
+    polled = (await client.get(f"/v1/threads/{thread_id}/runs/{run['id']}")).json()
+    assert polled["status"] == "requires_action" and time.monotonic() - started < 0.1
+
+
 async def test_deleting_a_thread_deletes_its_runs_and_steps(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
