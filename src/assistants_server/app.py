@@ -18,7 +18,11 @@ from assistants_server.backends.chat import ChatBackend, NoBackend
 from assistants_server.backends.openai_compat import OpenAICompatibleBackend
 from assistants_server.backends.transport import backend_client
 from assistants_server.config import Settings
-from assistants_server.db.engine import create_engine, create_sessionmaker
+from assistants_server.db.engine import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+)
 from assistants_server.engine.executor import Executor
 from assistants_server.engine.server_tools import ToolServices
 from assistants_server.engine.tokens import count_text
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.started_at = int(time.time())
         bus: EventBus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
         if settings.redis_url:

@@ -11,7 +11,11 @@ from sqlalchemy import text
 
 from assistants_server.config import Settings
 from assistants_server.db import engine as engine_module
-from assistants_server.db.engine import create_engine
+from assistants_server.db.engine import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+)
 from tests.conftest import make_settings
 
 
@@ -65,5 +69,19 @@ async def test_a_connection_used_moments_ago_is_not_pinged(
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         assert len(pings) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_read_session_on_postgresql_opens_no_transaction(pg_settings: Settings) -> None:
+    engine = create_engine(pg_settings)
+    xact = text("SELECT pg_current_xact_id()::text")
+    try:
+        async with create_read_sessionmaker(engine)() as session:
+            first = (await session.execute(xact)).scalar_one()
+            assert (await session.execute(xact)).scalar_one() != first  # each its own
+        async with create_sessionmaker(engine)() as session:
+            first = (await session.execute(xact)).scalar_one()
+            assert (await session.execute(xact)).scalar_one() == first
     finally:
         await engine.dispose()

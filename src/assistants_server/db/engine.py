@@ -88,3 +88,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for a single read (a poll): on PostgreSQL without a transaction around it,
+    which would cost a BEGIN and a ROLLBACK round trip each. SQLite opens none for reads."""
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return create_sessionmaker(engine)

@@ -184,7 +184,7 @@ router.add_route(RUNS + "/{run_id}", retrieve_run, methods=["GET"], include_in_s
 
 
 async def _read_run(request: Request, thread_id: str, run_id: str) -> RunRow:
-    async with request.app.state.sessionmaker() as session:
+    async with request.app.state.read_sessionmaker() as session:
         return await service.get_run(session, thread_id, run_id)
 
 
