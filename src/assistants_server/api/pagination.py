@@ -8,7 +8,7 @@ lookup, so every page is at most two index range scans whose cost does not grow 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Query
@@ -30,12 +30,14 @@ class ListQuery(BaseModel):
     before: str | None = None
 
 
-def list_query(max_limit: int = 100, default_limit: int = 20) -> Callable[..., ListQuery]:
+def list_query(
+    max_limit: int = 100, default_limit: int = 20
+) -> Callable[..., Awaitable[ListQuery]]:
     """The dependency reading `limit`/`order`/`after`/`before`; files page by up to 10,000."""
 
     # Bounds as defaults, not annotations: the module's annotations are strings that FastAPI
     # resolves from its globals, where `max_limit` does not live.
-    def read(
+    async def read(  # async: FastAPI would run a plain function on its thread pool
         limit: int = Query(default_limit, ge=1, le=max_limit),
         order: Literal["asc", "desc"] = Query("desc"),
         after: str | None = Query(None),

@@ -108,7 +108,7 @@ def _started(bus: EventBus, run: RunRow, thread: ThreadRow | None = None) -> Out
     return outbox
 
 
-def _include(
+async def _include(  # async: FastAPI would run a plain function on its thread pool
     brackets: Annotated[list[str] | None, Query(alias="include[]")] = None,
     plain: Annotated[list[str] | None, Query(alias="include")] = None,
 ) -> frozenset[str]:
