@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistants_server.config import LOOPBACK_HOSTS, Settings
+from assistants_server.workers import APP, serve_workers
 
 log = logging.getLogger("assistants_server")
 
@@ -90,9 +92,10 @@ def _serve(settings: Settings) -> int:
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)
         return 0
-    from assistants_server.workers import serve_workers
-
     # Each process builds its app from the same environment (migrated above).
+    if not hasattr(socket, "SO_REUSEPORT"):  # Windows: uvicorn's workers, on one socket
+        uvicorn.run(APP, factory=True, workers=settings.workers, **options)
+        return 0
     return serve_workers(options, settings.workers)
 
 
