@@ -116,8 +116,10 @@ async def _tool_rounds(
     functions, ours for server tools), and what the server tools left for the answer
     (`sources`, `searches`, `paths`, `images`: see Context)."""
     found: dict[str, Any] = {"sources": {}, "searches": 0, "paths": {}, "images": []}
-    if not run.tools:
-        return [], found  # no tools, no rounds: spare the query on every plain turn
+    if not run.tools or run.usage is None:
+        # No tools, or the run's first turn (each turn's commit adds its usage): no rounds,
+        # and no query on every plain turn.
+        return [], found
     steps = await session.scalars(
         select(RunStepRow).where(RunStepRow.run_id == run.id, RunStepRow.status == "completed")
         .order_by(RunStepRow.created_at, RunStepRow.pk))
