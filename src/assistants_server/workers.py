@@ -38,7 +38,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def serve_workers(options: dict[str, Any], workers: int) -> int:
     """Run `workers` processes serving the app with uvicorn `options` until told to stop."""
     # Fail here, once, if the port is taken, rather than in every process.
-    listening_socket(options["host"], options["port"]).close()
+    try:
+        listening_socket(options["host"], options["port"]).close()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s. Stop what uses that port or set "
+                  "ASSISTANTS_PORT.", options["host"], options["port"], exc.strerror or exc)
+        return 1
     context = multiprocessing.get_context("spawn")
     stopping: list[int] = []
 

@@ -9,7 +9,7 @@ with the run's event stream (events/sse.py); validation errors come before it, a
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,9 @@ from assistants_server.runs.schemas import (
 )
 from assistants_server.runs.service import Lease
 from assistants_server.runs.states import ACTIVE
+
+if TYPE_CHECKING:
+    from assistants_server.engine.executor import Executor
 
 router = APIRouter(tags=["runs"])
 RUNS = "/v1/threads/{thread_id}/runs"
@@ -89,7 +92,7 @@ async def _respond(
     return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
 
 
-async def _adopt(executor: Any, run: RunRow) -> None:  # async: run on the loop, not a thread
+async def _adopt(executor: Executor, run: RunRow) -> None:  # async: on the loop, not a thread
     executor.adopt(run.id, run)
 
 
