@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,14 +20,17 @@ class CountingServer:
     closing each connection `close_after` seconds after its last answer (None: never), and
     counting the connections it accepted."""
 
-    def __init__(self, *, close_after: float | None = None, delay: float = 0.0) -> None:
+    def __init__(self, *, close_after: float | None = None, delay: float = 0.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.close_after = close_after
         self.delay = delay
+        self.tls = tls
         self.accepted = 0
 
     async def __aenter__(self) -> CountingServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        scheme = "https" if self.tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -102,3 +109,34 @@ async def test_failures_are_raised_as_httpx_errors() -> None:
         async with CountingServer(delay=1.0) as server:
             with pytest.raises(httpx.ReadTimeout):
                 await client.get(server.url)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl command makes this test's certificate"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+async def test_https_is_verified_against_the_trusted_certificates(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    async with CountingServer(tls=tls) as server:
+        # Not trusted: refused as httpx refuses it.
+        async with backend_client(timeout=5, max_idle=2) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get(server.url)
+        # Trusted the way httpx lets an operator trust a certificate (SSL_CERT_FILE).
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        async with backend_client(timeout=5, max_idle=2) as client:
+            for _ in range(3):
+                assert (await client.get(server.url)).text == "ok"
+    assert server.accepted == 1  # the refused handshake never got through; then one kept alive
