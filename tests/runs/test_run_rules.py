@@ -312,29 +312,33 @@ async def test_run_retrieval_tells_pollers_how_often_to_ask(client: httpx.AsyncC
     assert int(response.headers["openai-poll-after-ms"]) == 200
 
 
-async def test_a_poll_is_answered_as_soon_as_the_run_moves_on(
-        client: httpx.AsyncClient, script: list[Any]) -> None:
-    script.append(Reply(text="in a moment", hang_seconds=0.15))
+async def _first_poll(client: httpx.AsyncClient, script: list[Any],
+                      reply: Reply) -> tuple[str, str, dict[str, Any], float]:
+    """A run the model answers with `reply`, polled once right after its creation, as the
+    SDK's helpers do: its thread and id, what the poll said, and how long it took."""
+    script.append(reply)
     assistant_id, thread_id = await _setup(client)
     run = await _start(client, thread_id, assistant_id)
     started = time.monotonic()
     polled = (await client.get(f"/v1/threads/{thread_id}/runs/{run['id']}")).json()
-    # The SDK's first poll comes at once: it sees the outcome, not in_progress.
-    assert polled["status"] == "completed"
-    assert 0.1 < time.monotonic() - started < 1.0
+    return thread_id, run["id"], polled, time.monotonic() - started
+
+
+async def test_a_poll_is_answered_as_soon_as_the_run_moves_on(
+        client: httpx.AsyncClient, script: list[Any]) -> None:
+    _, _, polled, took = await _first_poll(client, script,
+                                           Reply(text="in a moment", hang_seconds=0.15))
+    assert polled["status"] == "completed" and 0.1 < took < 1.0  # the outcome, not in_progress
 
 
 async def test_a_poll_is_held_no_longer_than_poll_hold_ms(
         client: httpx.AsyncClient, script: list[Any]) -> None:
-    script.append(Reply(text="slow", hang_seconds=3))
-    assistant_id, thread_id = await _setup(client)
-    run = await _start(client, thread_id, assistant_id)
-    started = time.monotonic()
-    polled = (await client.get(f"/v1/threads/{thread_id}/runs/{run['id']}")).json()
+    thread_id, run_id, polled, took = await _first_poll(client, script,
+                                                        Reply(text="slow", hang_seconds=3))
     assert polled["status"] in ("queued", "in_progress")
-    assert 0.15 < time.monotonic() - started < 1.0  # the default hold: 200 ms
-    await client.post(f"/v1/threads/{thread_id}/runs/{run['id']}/cancel")
-    await _wait(client, thread_id, run["id"], "cancelled")
+    assert 0.15 < took < 1.0  # the default hold: 200 ms
+    await client.post(f"/v1/threads/{thread_id}/runs/{run_id}/cancel")
+    await _wait(client, thread_id, run_id, "cancelled")
 
 
 async def test_a_poll_of_a_run_that_is_not_moving_is_answered_at_once(
