@@ -107,6 +107,12 @@ class Executor:
             await wait_set(self._wakeup, self.poll_seconds)
             self._wakeup.clear()
 
+    async def until_moved(self, run_id: str, seconds: float) -> None:
+        """Until this process's drive of `run_id` stops (the run ended or waits for the
+        client) or `seconds` pass; at once when this process is not driving it."""
+        if (task := self.tasks.get(run_id)) is not None:
+            await asyncio.wait([task], timeout=seconds)
+
     def has_room(self) -> bool:
         return len(self.tasks) + len(self.adopted) < self.concurrency
 

@@ -53,6 +53,7 @@ async def drive_run(
     """Turns until the run waits for the client or ends: a turn whose tool calls the server
     runs itself (file_search) is followed by another with their outputs. `known`: the run as
     the request that queued it committed it, so that starting it needs no read."""
+    # `known` serves the first attempt only: a retry (the run moved meanwhile) reads it afresh.
     first = [known] if known is not None else []
     begun = await on_fresh_state(
         lambda: _begin(sessionmaker, backend, bus, run_id, context_window,

@@ -8,7 +8,6 @@ with the run's event stream (events/sse.py); validation errors come before it, a
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
@@ -175,9 +174,9 @@ async def retrieve_run(request: Request) -> Response:
     run = await _read_run(request, params["thread_id"], params["run_id"])
     settings: Settings = request.app.state.settings
     executor = request.app.state.executor
-    driving = executor.tasks.get(run.id) if executor is not None else None
-    if driving is not None and run.status in HOLDABLE and settings.poll_hold_ms:
-        await asyncio.wait([driving], timeout=settings.poll_hold_ms / 1000)
+    if (executor is not None and run.id in executor.tasks and run.status in HOLDABLE
+            and settings.poll_hold_ms):
+        await executor.until_moved(run.id, settings.poll_hold_ms / 1000)
         run = await _read_run(request, params["thread_id"], params["run_id"])
     return Response(Run.from_row(run).model_dump_json(), media_type="application/json",
                     headers={"openai-poll-after-ms": str(settings.poll_after_ms)})
