@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.backends.chat import BackendError, ChatBackend, ChatEvent, Usage
+from assistants_server.db.insert import insert_new
 from assistants_server.db.models import RunRow, RunStepRow
 from assistants_server.engine.context import Context, build_context
 from assistants_server.engine.server_tools import ToolServices, execute_calls
@@ -371,7 +372,6 @@ async def _record(
                       "total_tokens": usage.total_tokens}
         _add_usage(run, step_usage)
         rows = turn.rows(now, outbox, answered=True)
-        session.add_all(rows)
         if turn.calls:
             assert turn.tool_step is not None
             turn.tool_step.usage = step_usage
@@ -390,6 +390,7 @@ async def _record(
             await end_run(session, run, "incomplete" if truncated else "completed", now, outbox,
                           incomplete_reason="max_completion_tokens" if truncated else None,
                           open_rows=turn.still_open(rows))
+        await insert_new(session, rows)  # as they end up: one INSERT each, no UPDATE after
         await session.commit()
     turn.written, turn.known = True, run
     await outbox.publish()

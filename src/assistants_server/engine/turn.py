@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
+from sqlalchemy.orm import make_transient
+
 from assistants_server.backends.chat import ChatEvent, Finish, TextDelta, ToolCallDelta, Usage
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.events.bus import EventBus
@@ -261,7 +263,8 @@ class Turn:
             self.tool_step.status = "in_progress"
             rows.append(self.tool_step)
         for row in rows:
-            row.pk = None  # an attempt rolled back may have numbered it; number it afresh
+            make_transient(row)  # an attempt rolled back may have written it: write it afresh
+            row.pk = None
         return rows
 
     @staticmethod

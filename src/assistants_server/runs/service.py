@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.api.errors import InvalidRequestError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.assistants.service import check_model, get_assistant
+from assistants_server.db.insert import insert_new
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.events.outbox import Outbox
 from assistants_server.ids import check_id, new_id
@@ -148,9 +149,8 @@ async def _insert_run(
     )
     if lease is not None:
         lease.grant(run)
-    session.add(run)
     try:
-        await session.flush()
+        await insert_new(session, [run])
     except IntegrityError:
         # Nothing of this request is kept: roll back, then name the run that holds the thread.
         await session.rollback()
