@@ -93,6 +93,7 @@ async def _relay(
     """Relay the model's answer into `turn`; False when the run ended on the way."""
 
     async def relay() -> bool:
+        turn.prepare()  # while the model works on its first token
         async for event in answer:
             await turn.add(event)
         return True

@@ -63,6 +63,19 @@ class Turn:
         self._announced = False  # its created events were published mid-turn
         self._tools_live = False
         self.written = False  # its rows are in the database (its server tools are running)
+        # The answer's message and step with their created events, built ahead (`prepare`).
+        self._ready: tuple[MessageRow, RunStepRow, Outbox] | None = None
+
+    def prepare(self) -> None:
+        """Before the model's first event: build the message an answer would go into, its
+        step, and their created events, so that a first token goes out with nothing left to
+        build. Only for a run being streamed; unused if the model calls tools instead."""
+        if self.message is not None or self.bus is None or not self.bus.watching(self.run_id):
+            return
+        message, step = self._message_rows(int(time.time()))
+        outbox = Outbox(self.bus)
+        self._announce(outbox, message, step)
+        self._ready = (message, step, outbox)
 
     async def add(self, event: ChatEvent) -> None:
         if isinstance(event, TextDelta):
@@ -80,9 +93,12 @@ class Turn:
         if not text or self.message_closed or self.tool_step is not None:
             return
         if self.message is None:
-            outbox = Outbox(self.bus)
-            self._new_message(int(time.time()))
-            self._announce_message(outbox)
+            if self._ready is not None:
+                (self.message, self.message_step, outbox), self._ready = self._ready, None
+            else:
+                outbox = Outbox(self.bus)
+                self._new_message(int(time.time()))
+                self._announce_message(outbox)
             self._announced = True
             self._message_live = bool(outbox.events)
             await outbox.publish()
@@ -202,20 +218,26 @@ class Turn:
         return {"id": call["id"], "type": call["type"], call["type"]: {}}
 
     def _new_message(self, now: int) -> None:
-        self.message = MessageRow(
+        self.message, self.message_step = self._message_rows(now)
+
+    def _message_rows(self, now: int) -> tuple[MessageRow, RunStepRow]:
+        message = MessageRow(
             id=new_id("msg_"), created_at=now, thread_id=self.thread_id, role="assistant",
             content=[], status="in_progress", assistant_id=self.assistant_id,
             run_id=self.run_id, attachments=[], metadata_={})
-        self.message_step = self._step("message_creation", now, {
-            "type": "message_creation", "message_creation": {"message_id": self.message.id}})
+        return message, self._step("message_creation", now, {
+            "type": "message_creation", "message_creation": {"message_id": message.id}})
 
     def _announce_message(self, outbox: Outbox) -> None:
-        """The step's and the message's created and in_progress events (still empty)."""
         assert self.message is not None and self.message_step is not None
-        outbox.step(self.message_step, self.expires_at, "thread.run.step.created")
-        outbox.step(self.message_step, self.expires_at, "thread.run.step.in_progress")
-        outbox.message(self.message, "thread.message.created")
-        outbox.message(self.message, "thread.message.in_progress")
+        self._announce(outbox, self.message, self.message_step)
+
+    def _announce(self, outbox: Outbox, message: MessageRow, step: RunStepRow) -> None:
+        """The step's and the message's created and in_progress events (still empty)."""
+        outbox.step(step, self.expires_at, "thread.run.step.created")
+        outbox.step(step, self.expires_at, "thread.run.step.in_progress")
+        outbox.message(message, "thread.message.created")
+        outbox.message(message, "thread.message.in_progress")
 
     def _step(self, kind: str, now: int, details: dict[str, Any]) -> RunStepRow:
         return RunStepRow(
