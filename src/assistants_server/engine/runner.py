@@ -245,6 +245,9 @@ async def _begin(
             return None
         answer = Prefetched(backend.stream_chat(context.request))
         try:
+            # Let the request go out first: SQLite's commit below does not yield, and the
+            # backend would otherwise not be asked until the commit and its events are done.
+            await asyncio.sleep(0)
             if not resume and not await _commit_start(session, run_id, now, outbox):
                 answer.close()
                 return None
