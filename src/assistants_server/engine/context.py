@@ -22,8 +22,10 @@ from assistants_server.engine.turn import SERVER_TOOLS
 from assistants_server.tools import code_interpreter, file_search
 
 BATCH = 50
-# The newest messages first; built once (every turn reads them).
-_NEWEST = (select(MessageRow).where(MessageRow.thread_id == bindparam("thread_id"))
+# The newest messages first, as plain rows of what a chat message needs (no ORM objects to
+# build and track); built once (every turn reads them).
+_NEWEST = (select(MessageRow.role, MessageRow.content, MessageRow.created_at, MessageRow.pk)
+           .where(MessageRow.thread_id == bindparam("thread_id"))
            .order_by(MessageRow.created_at.desc(), MessageRow.pk.desc()).limit(BATCH))
 
 
@@ -78,7 +80,7 @@ async def _history(
         if cursor is not None:
             stmt = stmt.where((MessageRow.created_at < cursor[0]) | (
                 (MessageRow.created_at == cursor[0]) & (MessageRow.pk < cursor[1])))
-        rows = list(await session.scalars(stmt, {"thread_id": thread_id}))
+        rows = list(await session.execute(stmt, {"thread_id": thread_id}))
         for row in rows:
             message = chat_message(row)
             if message is None:
@@ -94,8 +96,9 @@ async def _history(
     return kept[::-1], used, True
 
 
-def chat_message(row: MessageRow) -> dict[str, Any] | None:
-    """A thread message as a chat message; image parts pass through to vision models."""
+def chat_message(row: Any) -> dict[str, Any] | None:
+    """A thread message (its `role` and `content`) as a chat message; image parts pass
+    through to vision models."""
     parts: list[dict[str, Any]] = []
     for part in row.content:
         if part["type"] == "text":
