@@ -11,15 +11,21 @@ session at once, for changes still to come in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapper, make_transient_to_detached
+from sqlalchemy.orm import make_transient_to_detached
 
 from assistants_server.db.models import ListedRow
 
-_STATEMENTS: dict[Mapper[Any], Insert] = {}
+
+class _Plan(NamedTuple):
+    statement: Insert  # INSERT ... RETURNING pk
+    columns: tuple[tuple[str, str, Any], ...]  # (attribute, column, default), pk aside
+
+
+_PLANS: dict[type[ListedRow], _Plan] = {}
 
 
 async def insert_new(
@@ -30,23 +36,26 @@ async def insert_new(
     session unless `attach`: rolled back, it is still the transient row it was."""
     connection = await session.connection()
     for row in rows:
-        mapper = type(row).__mapper__
+        plan = _PLANS.get(type(row)) or _plan(type(row))
+        loaded = row.__dict__
         values = {}
-        for prop in mapper.column_attrs:
-            (column,) = prop.columns
-            if column.primary_key:
-                continue
-            if prop.key not in row.__dict__:
-                setattr(row, prop.key, _default(column.default))
-            values[column.key] = row.__dict__[prop.key]
-        statement = _STATEMENTS.get(mapper)
-        if statement is None:
-            table = mapper.local_table
-            statement = _STATEMENTS[mapper] = table.insert().returning(table.c.pk)  # type: ignore[attr-defined]
-        row.pk = (await connection.execute(statement, values)).scalar_one()
+        for attribute, column, default in plan.columns:
+            if attribute not in loaded:
+                setattr(row, attribute, _default(default))
+            values[column] = loaded[attribute]
+        row.pk = (await connection.execute(plan.statement, values)).scalar_one()
         make_transient_to_detached(row)
         if attach:
             session.add(row)
+
+
+def _plan(cls: type[ListedRow]) -> _Plan:
+    mapper = cls.__mapper__
+    table = mapper.local_table
+    columns = tuple((prop.key, prop.columns[0].key, prop.columns[0].default)
+                    for prop in mapper.column_attrs if not prop.columns[0].primary_key)
+    plan = _PLANS[cls] = _Plan(table.insert().returning(table.c.pk), columns)  # type: ignore[attr-defined]
+    return plan
 
 
 def _default(default: Any) -> Any:
