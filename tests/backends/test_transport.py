@@ -9,10 +9,11 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 
-from assistants_server.backends.transport import StackTransport, backend_client
+from assistants_server.backends.transport import StackTransport, _Coalesced, backend_client
 
 
 class CountingServer:
@@ -100,6 +101,34 @@ async def test_a_streamed_response_returns_its_connection_when_closed(
             pass  # closed unread: the connection cannot be reused, a new one is opened
         assert (await client.get(server.url)).text == "ok"
     assert server.accepted == 2
+
+
+class _Recording(httpcore.AsyncNetworkStream):
+    """A network stream that keeps what is written and answers 200 with no body."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        self.writes.append(buffer)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_request_head_and_body_go_out_in_one_write() -> None:
+    recording = _Recording()
+    connection = httpcore.AsyncHTTP11Connection(
+        httpcore.Origin(b"http", b"model", 80), _Coalesced(recording))
+    response = await connection.request("POST", "http://model/v1/chat/completions",
+                                        content=b'{"stream": true}')
+    assert response.status == 200
+    assert len(recording.writes) == 1  # httpcore wrote the head and the body apart
+    assert recording.writes[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    assert recording.writes[0].endswith(b'\r\n\r\n{"stream": true}')
 
 
 async def test_failures_are_raised_as_httpx_errors() -> None:

@@ -8,14 +8,18 @@ last for its origin, checks that one alone, and puts it back when its response i
 
 Concurrent requests are bounded by their callers (the executor's concurrency, the ingestion
 workers), not here; `max_idle` caps the connections kept open between requests.
+
+A request's head and body go out in one send (`_Coalesced`): httpcore writes them one after
+the other, and each write was a system call of its own.
 """
 
 from __future__ import annotations
 
 import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpcore
 import httpx
@@ -76,7 +80,8 @@ class StackTransport(httpx.AsyncBaseTransport):
         if origin.scheme == b"https" and self._ssl_context is None:
             self._ssl_context = httpx.create_ssl_context()
         return httpcore.AsyncHTTPConnection(origin, ssl_context=self._ssl_context,
-                                            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)
+                                            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+                                            network_backend=_BACKEND)
 
     async def _give_back(self, origin: httpcore.Origin,
                          connection: httpcore.AsyncHTTPConnection) -> None:
@@ -118,6 +123,63 @@ class _Body(httpx.AsyncByteStream):
                 await self._stream.aclose()  # type: ignore[attr-defined]
         finally:
             await self._transport._give_back(self._origin, self._connection)
+
+
+class _CoalescingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's own network backend, with streams that send their writes when they read.
+    (The `timeout` parameters are httpcore's interface.)"""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Coalesced(await self._backend.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class _Coalesced(httpcore.AsyncNetworkStream):
+    """Writes wait until the stream is read (an HTTP/1.1 client reads once its request is
+    written), then go out together, under the timeout of the last of them."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._pending: list[bytes] = []
+        self._timeout: float | None = None
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        if buffer:
+            self._pending.append(buffer)
+            self._timeout = timeout
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            await self._stream.write(data, self._timeout)
+        return await self._stream.read(max_bytes, timeout)
+
+    async def aclose(self) -> None:
+        self._pending = []
+        await self._stream.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> httpcore.AsyncNetworkStream:
+        return _Coalesced(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+_BACKEND = _CoalescingBackend()
 
 
 def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
