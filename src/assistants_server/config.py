@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         None,
         description="PostgreSQL schema to keep the tables in (search_path). Default: public.",
     )
-    database_pool_size: int = Field(10, ge=1, description="Connections kept per process.")
+    database_pool_size: int = Field(
+        30, ge=1, description="PostgreSQL connections each process keeps open (and never exceeds).")
     backend_base_url: str | None = Field(
         None,
         description="OpenAI-compatible Chat Completions endpoint, e.g. http://localhost:11434/v1.",

@@ -47,10 +47,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
     connect_args: dict[str, Any] = {}
     if settings.database_schema:
         connect_args["server_settings"] = {"search_path": settings.database_schema}
+    # A fixed set of connections, waited for when all are busy: connections opened beyond the
+    # pool under load were closed again at once, and each cost PostgreSQL a process and asyncpg
+    # its type introspection (166 opened in a 10 s run; server CPU per run 12.5 ms, 8.2 without).
     engine = create_async_engine(
         url,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,
         connect_args=connect_args,
     )
     for used in ("connect", "checkin"):
