@@ -87,7 +87,7 @@ async def _respond(
             await executor.notify()
         await _bus(request).wake()
     if not stream:
-        return run_json(run)
+        return _run_json(run)
     return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
 
 
@@ -178,10 +178,10 @@ async def retrieve_run(request: Request) -> Response:
             and settings.poll_hold_ms):
         await executor.until_moved(run.id, settings.poll_hold_ms / 1000)
         run = await _read_run(request, params["thread_id"], params["run_id"])
-    return run_json(run, {"openai-poll-after-ms": str(settings.poll_after_ms)})
+    return _run_json(run, {"openai-poll-after-ms": str(settings.poll_after_ms)})
 
 
-def run_json(run: RunRow, headers: dict[str, str] | None = None) -> Response:
+def _run_json(run: RunRow, headers: dict[str, str] | None = None) -> Response:
     """The run as its JSON response, serialized once: returned as a model, FastAPI would
     validate it against the response model again before serializing it."""
     return Response(Run.from_row(run).model_dump_json(), media_type="application/json",
