@@ -46,6 +46,25 @@ async def _wait(client: httpx.AsyncClient, thread_id: str, run_id: str,
         await asyncio.sleep(0.02)
 
 
+async def test_a_run_on_a_missing_thread_names_the_thread(client: httpx.AsyncClient) -> None:
+    assistant_id, thread_id = await _setup(client)
+    for assistant in (assistant_id, "asst_missing"):  # a missing thread is named first
+        response = await client.post("/v1/threads/thread_missing/runs",
+                                     json={"assistant_id": assistant})
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["message"] == \
+            "No thread found with id 'thread_missing'."
+    response = await client.post(f"/v1/threads/{thread_id}/runs",
+                                 json={"assistant_id": "asst_missing"})
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "No assistant found with id 'asst_missing'."
+    await client.delete(f"/v1/threads/{thread_id}")
+    response = await client.post(f"/v1/threads/{thread_id}/runs",
+                                 json={"assistant_id": assistant_id, "stream": True})
+    assert response.status_code == 404  # before any stream starts
+    assert response.json()["error"]["message"] == f"No thread found with id '{thread_id}'."
+
+
 async def test_only_one_of_fifty_concurrent_runs_wins(client: httpx.AsyncClient,
                                                       script: list[Any]) -> None:
     script.append(Reply(text="ok", hang_seconds=1))

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.errors import InvalidRequestError, not_found
+from assistants_server.api.errors import InvalidRequestError, NotFoundError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.assistants.service import check_model, get_assistant
 from assistants_server.db.insert import insert_new
@@ -69,9 +69,14 @@ async def create_run(
     session: AsyncSession, thread_id: str, body: CreateRunRequest, accepted: Sequence[str],
     lease: Lease | None = None, include: frozenset[str] = frozenset(),
 ) -> RunRow:
-    thread = await get_thread(session, thread_id)
-    assistant = await get_assistant(session, body.assistant_id)
+    check_id(thread_id, "thread_", "thread_id")
+    try:
+        assistant = await get_assistant(session, body.assistant_id)
+    except NotFoundError:
+        await get_thread(session, thread_id)  # a missing thread is named first
+        raise
     if body.additional_messages:
+        thread = await get_thread(session, thread_id)
         # The insert below refuses a second active run too; asked first, the error names the
         # run rather than the messages.
         if (active := await active_run_id(session, thread_id)) is not None:
@@ -80,7 +85,8 @@ async def create_run(
     instructions = _instructions(body, assistant)
     if body.additional_instructions:
         instructions = f"{instructions}\n\n{body.additional_instructions}".lstrip("\n")
-    return await _insert_run(session, thread, assistant, body, instructions, accepted,
+    # The thread is not read: the run's foreign key refuses a thread that does not exist.
+    return await _insert_run(session, thread_id, assistant, body, instructions, accepted,
                              reasoning_effort=body.reasoning_effort, lease=lease,
                              include=include)
 
@@ -94,7 +100,7 @@ async def create_thread_and_run(
     await create_inline_stores(session, body.tool_resources)
     resources = (dump_tool_resources(body.tool_resources) if body.tool_resources is not None
                  else None)
-    run = await _insert_run(session, thread, assistant, body, _instructions(body, assistant),
+    run = await _insert_run(session, thread.id, assistant, body, _instructions(body, assistant),
                             accepted, tool_resources=resources, lease=lease)
     return thread, run
 
@@ -106,7 +112,7 @@ def _instructions(body: RunOptions, assistant: AssistantRow) -> str:
 
 async def _insert_run(
     session: AsyncSession,
-    thread: ThreadRow,
+    thread_id: str,
     assistant: AssistantRow,
     body: RunOptions,
     instructions: str,
@@ -124,7 +130,7 @@ async def _insert_run(
     now = int(time.time())
     sent = body.model_fields_set
     run = RunRow(
-        id=new_id("run_"), created_at=now, thread_id=thread.id, active_thread_id=thread.id,
+        id=new_id("run_"), created_at=now, thread_id=thread_id, active_thread_id=thread_id,
         assistant_id=assistant.id, status="queued", expires_at=now + RUN_LIFETIME_SECONDS,
         model=model, instructions=instructions,
         tools=dump_tools(body.tools) if body.tools is not None else assistant.tools,
@@ -141,10 +147,6 @@ async def _insert_run(
         tool_choice=_dump_tool_choice(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
         reasoning_effort=reasoning_effort or assistant.reasoning_effort,
-        # Set, not left to the column defaults: the executor starts the run from this object
-        # without reading it back, which needs every attribute loaded.
-        required_action=None, last_error=None, incomplete_details=None, usage=None,
-        started_at=None, cancelled_at=None, failed_at=None, completed_at=None,
         step_include=sorted(include) or None,
     )
     if lease is not None:
@@ -152,10 +154,13 @@ async def _insert_run(
     try:
         await insert_new(session, [run])
     except IntegrityError:
-        # Nothing of this request is kept: roll back, then name the run that holds the thread.
+        # Nothing of this request is kept: roll back, then say why: the thread does not exist
+        # (the foreign key), or another run holds it.
         await session.rollback()
-        active = await active_run_id(session, run.thread_id)
-        raise _already_active(run.thread_id, active or "(just finished)") from None
+        active = await active_run_id(session, thread_id)
+        if active is None:
+            await get_thread(session, thread_id)
+        raise _already_active(thread_id, active or "(just finished)") from None
     return run
 
 
