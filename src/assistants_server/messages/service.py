@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.api.errors import InvalidRequestError, not_found
 from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.db.insert import insert_new
-from assistants_server.db.models import MessageRow, RunRow, ThreadRow
+from assistants_server.db.models import MessageRow, ThreadRow
 from assistants_server.ids import check_id, new_id
 from assistants_server.messages.schemas import (
     CreateMessageRequest,
@@ -18,7 +18,7 @@ from assistants_server.messages.schemas import (
     content_to_wire,
 )
 from assistants_server.threads.schemas import CreateThreadRequest
-from assistants_server.threads.service import create_thread, get_thread
+from assistants_server.threads.service import active_run_id, create_thread, get_thread
 from assistants_server.vector_stores.resources import attach_to_thread
 
 
@@ -78,7 +78,7 @@ async def create_message(
     session: AsyncSession, thread_id: str, body: CreateMessageRequest
 ) -> MessageRow:
     thread = await get_thread(session, thread_id)
-    active = await session.scalar(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
+    active = await active_run_id(session, thread_id)
     if active is not None:
         raise InvalidRequestError(
             f"Can't add messages to {thread_id} while a run {active} is active.")

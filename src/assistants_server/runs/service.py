@@ -34,7 +34,7 @@ from assistants_server.runs.states import (
     transition_step,
 )
 from assistants_server.threads.schemas import CreateThreadRequest
-from assistants_server.threads.service import get_thread
+from assistants_server.threads.service import active_run_id, get_thread
 from assistants_server.tools.definitions import (
     dump_response_format,
     dump_tool_resources,
@@ -44,13 +44,8 @@ from assistants_server.vector_stores.resources import create_inline_stores
 
 # Built once: each poll of a run reads it, and building a statement costs more than SQLite
 # takes to answer it.
-_ACTIVE = select(RunRow.id).where(RunRow.active_thread_id == bindparam("thread_id"))
 _IN_THREAD = select(RunRow).where(RunRow.id == bindparam("id"),
                                   RunRow.thread_id == bindparam("thread_id"))
-
-
-async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
-    return await session.scalar(_ACTIVE, {"thread_id": thread_id})
 
 
 class Lease(NamedTuple):

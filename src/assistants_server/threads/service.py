@@ -30,6 +30,7 @@ async def create_thread(session: AsyncSession, body: CreateThreadRequest) -> Thr
 
 
 _BY_ID = select(ThreadRow).where(ThreadRow.id == bindparam("id"))  # built once: a hot read
+_ACTIVE_RUN = select(RunRow.id).where(RunRow.active_thread_id == bindparam("thread_id"))
 
 
 async def get_thread(session: AsyncSession, thread_id: str) -> ThreadRow:
@@ -38,6 +39,11 @@ async def get_thread(session: AsyncSession, thread_id: str) -> ThreadRow:
     if row is None:
         raise not_found("thread", thread_id)
     return row
+
+
+async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
+    """The thread's active run (queued, in progress, waiting for tool outputs, cancelling)."""
+    return await session.scalar(_ACTIVE_RUN, {"thread_id": thread_id})
 
 
 async def modify_thread(
