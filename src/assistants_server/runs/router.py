@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["runs"])
 RUNS = "/v1/threads/{thread_id}/runs"
-HOLDABLE = ("queued", "in_progress", "cancelling")  # a driven run leaves these by itself
 
 
 def _bus(request: Request) -> EventBus:
@@ -169,15 +168,14 @@ async def retrieve_run(request: Request) -> Response:
     A run this process is driving is answered when it moves on (completes, needs tool
     outputs, fails), or after ASSISTANTS_POLL_HOLD_MS: the SDK's helpers poll at once after
     creating a run, then sleep; held, that first poll sees a quick run's outcome rather than
-    `in_progress` and a 200 ms sleep, and the server answers one poll fewer."""
+    `in_progress` and a 200 ms sleep, and the server answers one poll fewer. The run is read
+    once, after the wait: a driven run is queued or in progress until its drive stops."""
     params = request.path_params
-    run = await _read_run(request, params["thread_id"], params["run_id"])
     settings: Settings = request.app.state.settings
     executor = request.app.state.executor
-    if (executor is not None and run.id in executor.tasks and run.status in HOLDABLE
-            and settings.poll_hold_ms):
-        await executor.until_moved(run.id, settings.poll_hold_ms / 1000)
-        run = await _read_run(request, params["thread_id"], params["run_id"])
+    if executor is not None and settings.poll_hold_ms:  # returns at once for others' runs
+        await executor.until_moved(params["run_id"], settings.poll_hold_ms / 1000)
+    run = await _read_run(request, params["thread_id"], params["run_id"])
     return _run_json(run, {"openai-poll-after-ms": str(settings.poll_after_ms)})
 
 
