@@ -36,6 +36,11 @@ class Reply:
     stamp_first: bool = False  # the first text chunk is the wall-clock time it was sent
     usage: tuple[int, int] = (10, 5)
     finish: str | None = None
+    no_finish: bool = False  # ends with [DONE] but never gave a finish_reason
+    # Like llama-cpp-python's function-calling formats: a streamed request with tools gets
+    # 200 and then an error chunk instead of an answer.
+    refuse_streaming_tools: bool = False
+    error_chunk: str | None = None  # an error object mid-stream, after the text
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -70,11 +75,36 @@ async def _stream(reply: Reply) -> AsyncIterator[str]:
                 "arguments": arguments[start:start + 5]}}]})
     if reply.truncated:
         return
-    yield _chunk({}, reply.finish or ("tool_calls" if reply.tool_calls else "stop"))
+    if reply.error_chunk is not None:
+        yield f"data: {json.dumps({'error': {'message': reply.error_chunk}})}\n\n"
+        return
+    if not reply.no_finish:
+        yield _chunk({}, reply.finish or ("tool_calls" if reply.tool_calls else "stop"))
     usage = {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1],
              "total_tokens": sum(reply.usage)}
     yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _completion(reply: Reply) -> dict[str, Any]:
+    """A whole (non-streamed) chat.completion."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in reply.tool_calls]
+    finish = reply.finish or ("tool_calls" if reply.tool_calls else "stop")
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "fake",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1],
+                      "total_tokens": sum(reply.usage)}}
+
+
+async def _refusal() -> AsyncIterator[str]:
+    yield _chunk({"role": "assistant", "content": ""})
+    message = "Automatic streaming tool choice is not supported"
+    yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
 
 
 def create_configured_backend() -> FastAPI:
@@ -122,8 +152,30 @@ def create_fake_backend(
         reply: Reply = (app.state.script.pop(0) if app.state.script
                         else default or Reply(text="Hello!"))
         if reply.status != 200:
-            return JSONResponse({"error": {"message": f"fake failure {reply.status}"}},
+            message = reply.error_chunk or f"fake failure {reply.status}"
+            return JSONResponse({"error": {"message": message}},
                                 status_code=reply.status, headers=reply.headers)
+        body = app.state.bodies[-1]
+        if not body.get("stream"):
+            if reply.hang_seconds:
+                await asyncio.sleep(reply.hang_seconds)
+            return _completion(reply)
+        if reply.refuse_streaming_tools and body.get("tools"):
+            return StreamingResponse(_refusal(), media_type="text/event-stream")
         return StreamingResponse(_stream(reply), media_type="text/event-stream")
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Any:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        body = await request.json()
+        app.state.bodies.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        # A deterministic vector per text: its length and its first letters' codes.
+        data = [{"object": "embedding", "index": i,
+                 "embedding": [float(len(text)), *[float(ord(c)) for c in text[:3].ljust(3)]]}
+                for i, text in enumerate(inputs)]
+        return {"object": "list", "data": data, "model": body["model"],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}}
 
     return app

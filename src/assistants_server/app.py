@@ -7,17 +7,19 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+import httpx
 from fastapi import FastAPI
 
-from assistants_server.api.errors import install_error_handlers
+from assistants_server.api.errors import BackendUnavailableError, install_error_handlers
 from assistants_server.api.middleware import GateMiddleware
 from assistants_server.assistants.router import router as assistants_router
-from assistants_server.backends.chat import ChatBackend, NoBackend
-from assistants_server.backends.openai_compat import OpenAICompatibleBackend
-from assistants_server.backends.transport import backend_client
+from assistants_server.backends.catalog import ModelCatalog
+from assistants_server.backends.chat import ChatBackend, ModelProfile, NoBackend
+from assistants_server.backends.router import ModelRouter
+from assistants_server.chat.router import router as chat_router
 from assistants_server.config import Settings
 from assistants_server.db.engine import (
     create_engine,
@@ -34,7 +36,7 @@ from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
-from assistants_server.retrieval.embeddings import embedder_from
+from assistants_server.retrieval.embeddings import Embedder, OpenAIEmbedder, embedder_from
 from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
@@ -70,6 +72,51 @@ async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
     return sandbox
 
 
+def _profiles(settings: Settings, router: ModelRouter) -> Callable[[str], ModelProfile]:
+    """A model's context window (its backend's, as configured, else the server's setting) and
+    whether it sees images."""
+
+    def profile(model: str) -> ModelProfile:
+        backend = router.backend_for(model) if router.configured else None
+        if backend is None:
+            return ModelProfile(settings.context_window_tokens)
+        return ModelProfile(backend.config.context_window or settings.context_window_tokens,
+                            vision=backend.config.vision)
+
+    return profile
+
+
+def _embedder(
+    settings: Settings, router: ModelRouter, http: httpx.AsyncClient
+) -> Embedder | None:
+    """file_search's embeddings: the configuration file's `embeddings` backend, else the
+    ASSISTANTS_EMBEDDINGS_* variables, else none (keyword ranking only)."""
+    chosen = settings.models_config.embeddings
+    if chosen is not None:
+        backend = router.backends[chosen.backend]
+        return OpenAIEmbedder(backend.http, backend.config.base_url, chosen.model)
+    return embedder_from(settings.embeddings_base_url, settings.embeddings_api_key,
+                         settings.embeddings_model, http)
+
+
+async def _announce_models(catalog: ModelCatalog) -> None:
+    """The start-up log: each backend, whether it answered, and the public model names."""
+    router = catalog.router
+    for backend in router.backends.values():
+        try:
+            served = [m["id"] for m in await catalog.backend_models(backend)]
+            log.info("backend %s at %s answered; it serves: %s", backend.name,
+                     backend.config.base_url, ", ".join(served) or "(no models listed)")
+        except BackendUnavailableError as exc:
+            log.warning("backend %s did not answer: %s", backend.name, exc.message)
+    if router.configured:
+        names = [name for route in router.config.models for name in route.names]
+        log.info("models: %s", ", ".join(names))
+    else:
+        log.warning("no model backend is configured: runs will fail until one is (set "
+                    "ASSISTANTS_BACKEND_BASE_URL or a configuration file's backends)")
+
+
 @contextmanager
 def _tuned_gc() -> Iterator[None]:
     """Fewer, cheaper garbage collections while serving: what was loaded at start (the
@@ -88,7 +135,7 @@ def _tuned_gc() -> Iterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     settings.configure_logging()
 
     @asynccontextmanager
@@ -109,29 +156,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with app.state.sessionmaker() as session:
                 await purge_expired(session, app.state.blobs, int(time.time()),
                                     lambda s, file_id: forget_file(s, index, file_id))
-        # Kept open: a connection for every run the executor drives at once.
-        async with backend_client(timeout=settings.backend_timeout_seconds,
-                                  max_idle=settings.executor_concurrency) as http:
-            app.state.http = http
-            index = DatabaseSearchIndex(embedder_from(settings.embeddings_base_url,
-                                              settings.embeddings_api_key,
-                                              settings.embeddings_model, http))
+        router = ModelRouter.from_config(settings.models_config)
+        app.state.models = router
+        app.state.catalog = ModelCatalog(router, settings.models, app.state.started_at)
+        announce = asyncio.create_task(_announce_models(app.state.catalog))
+        async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds) as http:
+            index = DatabaseSearchIndex(_embedder(settings, router, http))
             app.state.search_index = index
             executor = ingestor = sandbox = None
             if settings.executor_enabled:
                 sandbox = await _start_sandbox(settings)
                 services = ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs)
-                backend: ChatBackend = NoBackend()
-                if settings.backend_base_url:
-                    backend = OpenAICompatibleBackend(
-                        http, settings.backend_base_url, settings.backend_api_key)
+                backend: ChatBackend = router if router.configured else NoBackend()
                 # Load the tokenizer now rather than in the first run's way.
                 await asyncio.to_thread(count_text, "")
                 executor = Executor(
                     app.state.sessionmaker, backend,
                     concurrency=settings.executor_concurrency,
                     lease_seconds=settings.lease_seconds,
-                    context_window=settings.context_window_tokens, bus=bus,
+                    profiles=_profiles(settings, router), bus=bus,
                     sweepers=[purge_files, *([sandbox.reap_idle] if sandbox else [])],
                     services=services)
                 await executor.start()
@@ -158,6 +201,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await sandbox.aclose()
                 if isinstance(bus, RedisEventBus):
                     await bus.close()
+                announce.cancel()
+                await router.aclose()
                 await engine.dispose()
 
     app = FastAPI(
@@ -170,7 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.
     routers = (runs_router, assistants_router, threads_router, messages_router, models_router,
-               files_router, vector_stores_router)
+               files_router, vector_stores_router, chat_router)
     for router in routers:
         app.include_router(router)
 

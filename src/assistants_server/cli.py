@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from assistants_server.backends.config_file import ConfigFileError
 from assistants_server.config import LOOPBACK_HOSTS, Settings
 from assistants_server.workers import APP, serve_workers
 
@@ -35,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help="YAML configuration file (ASSISTANTS_CONFIG); see "
+                        "assistants.example.yaml")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser(
         "serve", help="migrate the database to the newest schema, then serve HTTP",
@@ -52,9 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.config is not None:
+        # Worker processes build their settings from the environment: they read it there.
+        os.environ["ASSISTANTS_CONFIG"] = str(args.config)
     try:
-        settings = Settings()
-    except ValidationError as exc:
+        settings = Settings.load()
+    except (ValidationError, ConfigFileError) as exc:
         print(f"assistants-server: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     settings.configure_logging()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from assistants_server.backends.config import ModelsConfig, from_single_backend
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -27,6 +29,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ASSISTANTS_", extra="ignore")
 
+    config: Path | None = Field(
+        None,
+        description="YAML configuration file (backends, models, embeddings, and any of these "
+        "settings by their lower-case names; the environment overrides it). See "
+        "assistants.example.yaml.",
+    )
     data_dir: Path = Field(
         Path("./data"),
         description="Directory for the SQLite database and stored files.",
@@ -52,7 +60,21 @@ class Settings(BaseSettings):
         None, description="API key sent to the backend as 'Authorization: Bearer'."
     )
     backend_timeout_seconds: float = Field(
-        60.0, gt=0, description="Timeout for one backend request."
+        60.0, gt=0, description="Seconds the backend may take to send an answer's first token "
+        "(retries included), and may stay silent mid-answer.",
+    )
+    backend_max_completion_tokens: int | None = Field(
+        4096, ge=1, description="Tokens a model may generate per answer when the run sets no "
+        "max_completion_tokens (small models otherwise write until their context is full).",
+    )
+    models_config: ModelsConfig = Field(
+        default_factory=ModelsConfig, exclude=True,
+        description="The backends and model routes of the configuration file (config); with "
+        "no file, the one-backend variables above.",
+    )
+    run_lifetime_seconds: int = Field(
+        600, ge=10, description="Seconds from a run's creation until it expires (its "
+        "expires_at), whether it is working or waiting for tool outputs.",
     )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -174,6 +196,40 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
+
+    @classmethod
+    def load(cls, config: Path | None = None) -> Settings:
+        """The settings from the environment over the configuration file (`config`, else
+        ASSISTANTS_CONFIG). Raises ConfigFileError or pydantic's ValidationError."""
+        from assistants_server.backends.config_file import check_settings_keys, load_config_file
+
+        from_env = cls()
+        path = config or from_env.config
+        if path is None:
+            return from_env
+        file = load_config_file(path)
+        check_settings_keys(file, [name for name in cls.model_fields
+                                   if name not in ("config", "models_config")])
+        explicit: dict[str, Any] = {name: getattr(from_env, name)
+                                    for name in from_env.model_fields_set}
+        try:
+            return cls(**{**file.settings, **explicit, "config": path,
+                          "models_config": file.models})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = str(error["loc"][0]) if error["loc"] else ""
+            if key in file.settings and key not in explicit:
+                raise file.error_at(key, error["msg"]) from None
+            raise
+
+    @model_validator(mode="after")
+    def _single_backend(self) -> Settings:
+        if not self.models_config.backends and self.backend_base_url:
+            self.models_config = from_single_backend(
+                self.backend_base_url, self.backend_api_key,
+                timeout=self.backend_timeout_seconds, models=self.models,
+                max_completion_tokens=self.backend_max_completion_tokens)
+        return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -8,7 +8,8 @@ from typing import Literal
 
 _ALPHABET = string.ascii_letters + string.digits
 
-Prefix = Literal["asst_", "thread_", "msg_", "run_", "step_", "call_", "file-", "vs_", "vsfb_"]
+Prefix = Literal["asst_", "thread_", "msg_", "run_", "step_", "call_", "file-", "vs_", "vsfb_",
+                 "chatcmpl-"]
 
 
 def new_id(prefix: Prefix) -> str:

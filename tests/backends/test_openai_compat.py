@@ -1,10 +1,13 @@
-"""The Chat Completions client against a fake backend over a real loopback socket."""
+"""The Chat Completions client against a fake backend over a real loopback socket: what it
+sends each backend, its retries and time bounds, and how answers end."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,12 +20,13 @@ from assistants_server.backends.chat import (
     ToolCallDelta,
     Usage,
 )
-from assistants_server.backends.openai_compat import OpenAICompatibleBackend
-from assistants_server.backends.transport import backend_client
+from assistants_server.backends.config import BackendConfig, Timeouts
+from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from tests.conftest import LiveServer
 from tests.fake_backend import Reply, create_fake_backend
 
 REQUEST = ChatRequest(model="fake", messages=[{"role": "user", "content": "hi"}])
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
 
 @pytest.fixture
@@ -31,26 +35,34 @@ def fake() -> Iterator[LiveServer]:
         yield server
 
 
+def make_backend(fake: LiveServer | str, **options: Any) -> ChatCompletionsBackend:
+    url = fake if isinstance(fake, str) else fake.url + "/v1"
+    options.setdefault("api_key", "sk-b")
+    return ChatCompletionsBackend(BackendConfig(name="fake", base_url=url, **options),
+                                  backoff_seconds=0.01)
+
+
 @pytest.fixture
-async def backend(fake: LiveServer) -> AsyncIterator[OpenAICompatibleBackend]:
-    async with backend_client(timeout=2.0, max_idle=4) as client:
-        yield OpenAICompatibleBackend(client, fake.url + "/v1", "sk-b", backoff_seconds=0.01)
+async def backend(fake: LiveServer) -> AsyncIterator[ChatCompletionsBackend]:
+    backend = make_backend(fake, timeouts=Timeouts(first_token=2.0, idle=2.0))
+    yield backend
+    await backend.aclose()
 
 
-def script(fake: LiveServer, *replies: Reply) -> list[dict[str, object]]:
+def script(fake: LiveServer, *replies: Reply) -> list[dict[str, Any]]:
     state = fake.server.config.app.state
     state.script.extend(replies)
-    bodies: list[dict[str, object]] = state.bodies
+    bodies: list[dict[str, Any]] = state.bodies
     return bodies
 
 
-async def collect(backend: OpenAICompatibleBackend, request: ChatRequest = REQUEST) -> list[
+async def collect(backend: ChatCompletionsBackend, request: ChatRequest = REQUEST) -> list[
         ChatEvent]:
     return [event async for event in backend.stream_chat(request)]
 
 
 async def test_text_is_streamed_in_deltas_with_usage_and_finish(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     bodies = script(fake, Reply(text="Hello world", usage=(12, 3)))
     events = await collect(backend)
@@ -62,7 +74,7 @@ async def test_text_is_streamed_in_deltas_with_usage_and_finish(
 
 
 async def test_tool_call_fragments_keep_index_id_and_name_on_the_first(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     calls = [{"id": "call_a", "name": "weather", "arguments": json.dumps({"city": "Paris"})},
              {"id": "call_b", "name": "time", "arguments": "{}"}]
@@ -76,22 +88,23 @@ async def test_tool_call_fragments_keep_index_id_and_name_on_the_first(
 
 
 async def test_request_carries_tools_choice_and_format(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     bodies = script(fake, Reply(text="ok"))
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     await collect(backend, ChatRequest(
-        model="fake", messages=[], tools=[tool], tool_choice="required",
-        parallel_tool_calls=False, temperature=0.3, max_tokens=300,
-        response_format={"type": "json_object"}))
+        model="fake", messages=[], tools=[TOOL], tool_choice="required",
+        parallel_tool_calls=False, temperature=0.3, max_completion_tokens=300,
+        reasoning_effort="low", response_format={"type": "json_object"}))
     sent = bodies[-1]
-    assert sent["tools"] == [tool] and sent["tool_choice"] == "required"
+    assert sent["tools"] == [TOOL] and sent["tool_choice"] == "required"
     assert sent["parallel_tool_calls"] is False and sent["temperature"] == 0.3
-    assert sent["max_tokens"] == 300 and sent["response_format"] == {"type": "json_object"}
+    assert sent["max_completion_tokens"] == 300 and "max_tokens" not in sent
+    assert sent["reasoning_effort"] == "low"
+    assert sent["response_format"] == {"type": "json_object"}
 
 
 async def test_rate_limit_is_retried_after_the_hinted_delay(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     bodies = script(fake, Reply(status=429, headers={"retry-after-ms": "300"}), Reply(text="ok"))
     started = time.monotonic()
@@ -101,7 +114,7 @@ async def test_rate_limit_is_retried_after_the_hinted_delay(
 
 
 async def test_persistent_rate_limit_maps_to_rate_limit_exceeded(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     script(fake, *[Reply(status=429) for _ in range(3)])
     with pytest.raises(BackendError) as caught:
@@ -111,7 +124,7 @@ async def test_persistent_rate_limit_maps_to_rate_limit_exceeded(
 
 
 async def test_server_errors_are_retried_then_reported_as_server_error(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     bodies = script(fake, Reply(status=500), Reply(status=503), Reply(status=502))
     with pytest.raises(BackendError) as caught:
@@ -120,7 +133,7 @@ async def test_server_errors_are_retried_then_reported_as_server_error(
 
 
 async def test_bad_request_is_not_retried_and_is_an_invalid_prompt(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     bodies = script(fake, Reply(status=400), Reply(text="never"))
     with pytest.raises(BackendError) as caught:
@@ -129,7 +142,7 @@ async def test_bad_request_is_not_retried_and_is_an_invalid_prompt(
 
 
 async def test_garbled_stream_is_a_server_error(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     script(fake, Reply(garbled=True))
     with pytest.raises(BackendError) as caught:
@@ -138,7 +151,7 @@ async def test_garbled_stream_is_a_server_error(
 
 
 async def test_stream_that_stops_before_done_is_a_server_error(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     script(fake, Reply(text="partial", truncated=True))
     with pytest.raises(BackendError) as caught:
@@ -146,39 +159,47 @@ async def test_stream_that_stops_before_done_is_a_server_error(
     assert "before [DONE]" in caught.value.message
 
 
-async def test_hanging_backend_times_out_as_a_server_error(fake: LiveServer) -> None:
-    script(fake, *[Reply(text="late", hang_seconds=3) for _ in range(2)])
-    async with backend_client(timeout=0.3, max_idle=4) as client:
-        backend = OpenAICompatibleBackend(client, fake.url + "/v1", "sk-b", max_retries=1,
-                                          backoff_seconds=0.01)
-        with pytest.raises(BackendError) as caught:
-            await collect(backend)
-    assert caught.value.code == "server_error" and "timed out" in caught.value.message
+async def test_hanging_backend_fails_at_the_first_token_bound_without_a_retry(
+    fake: LiveServer
+) -> None:
+    bodies = script(fake, *[Reply(text="late", hang_seconds=3) for _ in range(2)])
+    backend = make_backend(fake, retries=2, timeouts=Timeouts(first_token=0.3, idle=5))
+    started = time.monotonic()
+    with pytest.raises(BackendError) as caught:
+        await collect(backend)
+    assert time.monotonic() - started < 1.5
+    assert caught.value.code == "server_error"
+    assert "sent no first token within 0.3 s" in caught.value.message
+    # A read that timed out is not repeated: the backend would only queue another copy.
+    assert len(bodies) == 1
+    await backend.aclose()
 
 
-async def test_unreachable_backend_is_a_server_error() -> None:
-    async with backend_client(timeout=5.0, max_idle=4) as client:
-        backend = OpenAICompatibleBackend(client, "http://127.0.0.1:9/v1", max_retries=0)
-        with pytest.raises(BackendError) as caught:
-            await collect(backend)
-    assert "could not be reached" in caught.value.message
+async def test_unreachable_backend_is_a_server_error_that_allows_a_fallback() -> None:
+    backend = make_backend("http://127.0.0.1:9/v1", retries=0)
+    with pytest.raises(BackendError) as caught:
+        await collect(backend)
+    assert "could not be reached" in caught.value.message and caught.value.fallback
+    await backend.aclose()
 
 
-async def test_timeout_after_tokens_were_relayed_is_not_retried(fake: LiveServer) -> None:
+async def test_stall_after_tokens_were_relayed_fails_at_the_idle_bound(
+    fake: LiveServer
+) -> None:
     bodies = script(fake, Reply(text="abcd", stall_seconds=3), Reply(text="again"))
-    async with backend_client(timeout=0.3, max_idle=4) as client:
-        backend = OpenAICompatibleBackend(client, fake.url + "/v1", "sk-b", max_retries=2,
-                                          backoff_seconds=0.01)
-        seen: list[ChatEvent] = []
-        with pytest.raises(BackendError) as caught:
-            async for event in backend.stream_chat(REQUEST):
-                seen.append(event)
+    backend = make_backend(fake, retries=2, timeouts=Timeouts(first_token=5, idle=0.3))
+    seen: list[ChatEvent] = []
+    with pytest.raises(BackendError) as caught:
+        async for event in backend.stream_chat(REQUEST):
+            seen.append(event)
     assert seen == [TextDelta("abcd")]
     assert caught.value.code == "server_error" and len(bodies) == 1
+    assert "stalled for 0.3 s mid-answer" in caught.value.message
+    await backend.aclose()
 
 
 async def test_one_connection_serves_consecutive_completions(
-    backend: OpenAICompatibleBackend, fake: LiveServer
+    backend: ChatCompletionsBackend, fake: LiveServer
 ) -> None:
     script(fake, Reply(text="one"), Reply(text="two"), Reply(text="three"))
     for _ in range(3):

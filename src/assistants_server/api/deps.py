@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.backends.catalog import ModelCatalog
 from assistants_server.config import Settings
 
 
@@ -24,7 +25,13 @@ async def _settings(request: Request) -> Settings:  # async: no hop to the threa
     return settings
 
 
+async def _models(request: Request) -> ModelCatalog:
+    catalog: ModelCatalog = request.app.state.catalog
+    return catalog
+
+
 # scope="function": commit before the response is sent, so a client that reads right after a
 # write (another connection, another process) sees it.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+ModelsDep = Annotated[ModelCatalog, Depends(_models)]

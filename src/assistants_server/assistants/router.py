@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from assistants_server.api.deps import SessionDep, SettingsDep
+from assistants_server.api.deps import ModelsDep, SessionDep
 from assistants_server.api.objects import DeletedObject
 from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.assistants import service
@@ -22,9 +22,10 @@ AssistantId = Annotated[str, Path()]
 
 @router.post("")
 async def create_assistant(
-    body: CreateAssistantRequest, session: SessionDep, settings: SettingsDep
+    body: CreateAssistantRequest, session: SessionDep, models: ModelsDep
 ) -> Assistant:
-    row = await service.create_assistant(session, body, settings.models)
+    await models.check_model(body.model)
+    row = await service.create_assistant(session, body)
     return Assistant.from_row(row)
 
 
@@ -44,9 +45,11 @@ async def modify_assistant(
     assistant_id: AssistantId,
     body: ModifyAssistantRequest,
     session: SessionDep,
-    settings: SettingsDep,
+    models: ModelsDep,
 ) -> Assistant:
-    row = await service.modify_assistant(session, assistant_id, body, settings.models)
+    if body.model is not None:
+        await models.check_model(body.model)
+    row = await service.modify_assistant(session, assistant_id, body)
     return Assistant.from_row(row)
 
 

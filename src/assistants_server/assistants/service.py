@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -22,21 +21,10 @@ from assistants_server.tools.definitions import (
 from assistants_server.vector_stores.resources import create_inline_stores
 
 
-def check_model(model: str, accepted: Sequence[str]) -> None:
-    """With ASSISTANTS_MODELS set, only those models may be named."""
-    if accepted and model not in accepted:
-        raise InvalidRequestError(
-            f"The requested model '{model}' does not exist. This server accepts: "
-            f"{', '.join(accepted)} (see GET /v1/models).",
-            param="model",
-            code="model_not_found",
-        )
-
-
 async def create_assistant(
-    session: AsyncSession, body: CreateAssistantRequest, accepted_models: Sequence[str]
+    session: AsyncSession, body: CreateAssistantRequest
 ) -> AssistantRow:
-    check_model(body.model, accepted_models)
+    """A new assistant; its model was checked against the catalogue by the caller."""
     await create_inline_stores(session, body.tool_resources)
     row = AssistantRow(
         id=new_id("asst_"),
@@ -90,14 +78,12 @@ async def modify_assistant(
     session: AsyncSession,
     assistant_id: str,
     body: ModifyAssistantRequest,
-    accepted_models: Sequence[str],
 ) -> AssistantRow:
     row = await get_assistant(session, assistant_id)
     sent = body.model_fields_set
     if "model" in sent:
         if body.model is None:
             raise InvalidRequestError("Invalid 'model': it cannot be null.", param="model")
-        check_model(body.model, accepted_models)
         row.model = body.model
     for field in ("name", "description", "instructions", "reasoning_effort"):
         if field in sent:

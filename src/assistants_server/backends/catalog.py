@@ -1,46 +1,131 @@
-"""The backend's model list (`GET {backend}/models`), as `/v1/models` relays it."""
+"""The model names this server answers to, as `/v1/models` lists them and as assistants and
+runs are checked against.
+
+Named routes and their aliases are listed as declared. A catch-all route serves what its
+backend serves: its names are the backend's own list (`GET {backend}/models`), kept for
+`CATALOGUE_TTL` seconds and, when the backend is busy or down, the last good list is used. With
+no route at all, the names of ASSISTANTS_MODELS are accepted (runs then fail saying that no
+backend is configured), or any name when that is empty too.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
 
-from assistants_server.api.errors import BackendUnavailableError
+from assistants_server.api.errors import BackendUnavailableError, InvalidRequestError
+from assistants_server.backends.config import CATCH_ALL
+from assistants_server.backends.openai_compat import ChatCompletionsBackend
+from assistants_server.backends.router import ModelRouter, is_pattern
+
+CATALOGUE_TTL = 30.0
 
 
-async def fetch_backend_models(
-    client: httpx.AsyncClient, base_url: str, api_key: str | None
-) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    url = f"{base_url}/models"
+class ModelCatalog:
+    def __init__(self, router: ModelRouter, names: list[str], created: int) -> None:
+        self.router = router
+        self.names = names  # ASSISTANTS_MODELS, for a server with no route
+        self.created = created
+        self._lists: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        models = [self._model(name, route.owned_by) for route in self.router.config.models
+                  for name in route.names if not is_pattern(name)]
+        if not self.router.configured:
+            models = [self._model(name) for name in self.names]
+        catch_all = self.router.route(CATCH_ALL) if self.router.configured else None
+        if catch_all is not None and catch_all.name == CATCH_ALL:
+            listed = {model["id"] for model in models}
+            backend = self.router.backends[catch_all.backend]
+            models += [m for m in await self.backend_models(backend) if m["id"] not in listed]
+        return models
+
+    async def retrieve_model(self, name: str) -> dict[str, Any] | None:
+        for model in await self.list_models():
+            if model["id"] == name:
+                return model
+        route = self.router.route(name) if self.router.configured else None
+        if route is not None and route.name != CATCH_ALL:
+            return self._model(name, route.owned_by)  # a name a pattern route serves
+        return None
+
+    async def check_model(self, name: str) -> None:
+        """Refuse a model no route serves, in the hosted service's words (400 model_not_found)."""
+        if not self.router.configured:
+            if self.names and name not in self.names:
+                raise _unknown(name, f"This server accepts: {', '.join(self.names)}")
+            return
+        route = self.router.route(name)
+        if route is None:
+            raise _unknown(name, f"This server serves: {', '.join(self._public())}")
+        if route.name != CATCH_ALL:
+            return
+        try:
+            served = [m["id"] for m in await self.backend_models(
+                self.router.backends[route.backend])]
+        except BackendUnavailableError:
+            return  # cannot tell now: the run will say what the backend answers
+        if name not in served:
+            raise _unknown(name, f"Its backend '{route.backend}' serves: {', '.join(served)}; "
+                           "map the name to one of them under `models:` in the configuration "
+                           "file")
+
+    def _public(self) -> list[str]:
+        return [name for route in self.router.config.models for name in route.names]
+
+    def _model(self, name: str, owned_by: str = "assistants-server") -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": self.created, "owned_by": owned_by}
+
+    async def backend_models(self, backend: ChatCompletionsBackend) -> list[dict[str, Any]]:
+        """The backend's own list: fetched at most every CATALOGUE_TTL seconds, and the last
+        good one when it cannot answer (a busy single-slot server answers 502 or nothing)."""
+        lock = self._locks.setdefault(backend.name, asyncio.Lock())
+        async with lock:
+            fetched, models = self._lists.get(backend.name, (0.0, []))
+            if time.monotonic() - fetched < CATALOGUE_TTL:
+                return models
+            try:
+                models = await fetch_backend_models(backend)
+            except BackendUnavailableError:
+                if backend.name in self._lists:
+                    return models
+                raise
+            self._lists[backend.name] = (time.monotonic(), models)
+            return models
+
+
+def _unknown(name: str, served: str) -> InvalidRequestError:
+    return InvalidRequestError(f"The requested model '{name}' does not exist. {served} "
+                               "(see GET /v1/models).", param="model", code="model_not_found")
+
+
+async def fetch_backend_models(backend: ChatCompletionsBackend) -> list[dict[str, Any]]:
+    url = f"{backend.config.base_url}/models"
     try:
-        response = await client.get(url, headers=headers)
+        response = await backend.http.get(
+            "/models", timeout=httpx.Timeout(backend.config.timeouts.connect))
     except httpx.HTTPError as exc:
         raise BackendUnavailableError(
-            f"The model backend at {base_url} could not be reached ({type(exc).__name__}: "
-            f"{exc}). Check ASSISTANTS_BACKEND_BASE_URL.", code="backend_unavailable"
-        ) from exc
+            f"The model backend '{backend.name}' at {backend.config.base_url} could not be "
+            f"reached ({type(exc).__name__}: {exc}). Check its base_url.",
+            code="backend_unavailable") from exc
     if response.status_code != 200:
         raise BackendUnavailableError(
-            f"The model backend answered GET {url} with HTTP {response.status_code}: "
-            f"{response.text[:300]}", code="backend_error"
-        )
+            f"The model backend '{backend.name}' answered GET {url} with HTTP "
+            f"{response.status_code}: {response.text[:300]}", code="backend_error")
     try:
-        data = response.json()["data"]
-        return [_as_model(item) for item in data]
+        return [_as_model(item) for item in response.json()["data"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise BackendUnavailableError(
-            f"The model backend's GET {url} did not return an OpenAI model list "
-            f"({type(exc).__name__}).", code="backend_error"
-        ) from exc
+            f"The model backend '{backend.name}''s GET {url} did not return an OpenAI model "
+            f"list ({type(exc).__name__}).", code="backend_error") from exc
 
 
 def _as_model(item: dict[str, Any]) -> dict[str, Any]:
     # Some OpenAI-compatible servers omit `created` or `owned_by`; the SDK model wants both.
-    return {
-        "id": str(item["id"]),
-        "object": "model",
-        "created": int(item.get("created") or 0),
-        "owned_by": str(item.get("owned_by") or "backend"),
-    }
+    return {"id": str(item["id"]), "object": "model", "created": int(item.get("created") or 0),
+            "owned_by": str(item.get("owned_by") or "backend")}

@@ -7,6 +7,7 @@ run will carry (`rate_limit_exceeded`, `server_error`, `invalid_prompt`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -16,6 +17,10 @@ ErrorCode = Literal["rate_limit_exceeded", "server_error", "invalid_prompt"]
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """One completion as the engine asks for it, in Chat Completions terms. `model` is the
+    public name the client used; the model router picks the backend and its own name, and
+    each backend maps the parameters to what it accepts (`ChatCompletionsBackend.body`)."""
+
     model: str
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] = field(default_factory=list)
@@ -23,28 +28,20 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    reasoning_effort: str | None = None
     response_format: dict[str, Any] | None = None
 
-    def body(self) -> dict[str, Any]:
-        """The JSON body of `POST /chat/completions`, streaming with usage."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": self.messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if self.tools:
-            body["tools"] = self.tools
-            if self.parallel_tool_calls is not None:
-                body["parallel_tool_calls"] = self.parallel_tool_calls
-        optional = {
-            "tool_choice": self.tool_choice, "temperature": self.temperature,
-            "top_p": self.top_p, "max_tokens": self.max_tokens,
-            "response_format": self.response_format,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
-        return body
+    def replace(self, **changes: Any) -> ChatRequest:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What the engine needs to know of the model behind a public name."""
+
+    context_window: int
+    vision: bool = False
 
 
 @dataclass(slots=True)
@@ -81,10 +78,21 @@ ChatEvent = TextDelta | ToolCallDelta | Usage | Finish
 
 
 class BackendError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    """A backend failed. `code` is the `last_error.code` a run ends with; `fallback`: another
+    backend may be asked instead (it could not be reached, answered 5xx or 429, all before any
+    token); `context_length`: the backend refused the prompt as longer than its window.
+    `status`: the HTTP status the backend answered, if it answered one."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, *, fallback: bool = False,
+        context_length: bool = False, status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
+        self.fallback = fallback
+        self.context_length = context_length
+        self.status = status
 
 
 class ChatBackend(Protocol):

@@ -1,14 +1,24 @@
-"""`ChatBackend` over any OpenAI-compatible `/chat/completions` endpoint, streaming always.
+"""One OpenAI-compatible Chat Completions endpoint, as the configuration declares it.
 
-One pooled httpx client; retries with exponential backoff on 429, 5xx and connection
-failures, honouring `retry-after-ms` / `retry-after`, but only before the first chunk arrived:
-once tokens have been relayed a retry would repeat them, so a mid-stream failure is final.
+Requests go through an httpx client of the backend's own (httpx's connection pool, capped at the
+backend's `max_concurrency`; a request over the cap waits here, in this server, not in the
+backend's queue). The engine's `ChatRequest` is mapped to what this backend takes (`body`).
+
+Time bounds (`Timeouts`): connecting, the first token (every retry included), the silence
+between two chunks, and a whole answer. Retries, with backoff honouring `retry-after`, happen
+only before the first token and only for failures that did not leave work queued at the
+backend: a refused connection, 429 and 5xx. A read that timed out is never repeated: a busy
+single-slot server would only get another copy of the request to queue.
+
+A backend that cannot stream an answer that may call tools (llama-cpp-python's function-calling
+formats answer 200, then abort) is asked without streaming, and the answer relayed as events;
+`stream_tools: false` says so up front, and an abort before anything was relayed teaches it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -16,74 +26,256 @@ from typing import Any
 
 import httpx
 
-from assistants_server.backends.chat import (
-    BackendError,
-    ChatEvent,
-    ChatRequest,
-    Finish,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-)
+from assistants_server.backends.chat import BackendError, ChatEvent, ChatRequest
+from assistants_server.backends.config import BackendConfig
+from assistants_server.backends.sse import completion_events, status_error, stream_events
+from assistants_server.backends.tagged import stream_tagged
 
-RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
+IMAGE_PLACEHOLDER = "[An image was attached here; this model cannot see images.]"
 
 log = logging.getLogger(__name__)
 
 
-class OpenAICompatibleBackend:
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str,
-        api_key: str | None = None,
-        *,
-        max_retries: int = 2,
-        backoff_seconds: float = 0.5,
-    ) -> None:
-        self.client = client
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.max_retries = max_retries
+class ChatCompletionsBackend:
+    def __init__(self, config: BackendConfig, *, backoff_seconds: float = 0.5) -> None:
+        self.config = config
+        self.name = config.name
         self.backoff_seconds = backoff_seconds
+        self.stream_tools = config.stream_tools
+        timeouts = config.timeouts
+        limit = config.max_concurrency
+        headers = dict(config.headers)
+        if (key := config.resolved_api_key()) is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        # Reads are bounded by the first-token and idle clocks of `_clock`, not by httpx.
+        self.http = httpx.AsyncClient(
+            base_url=config.base_url, headers=headers,
+            timeout=httpx.Timeout(None, connect=timeouts.connect, write=timeouts.connect),
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit or 64))
+        self._slots = asyncio.Semaphore(limit) if limit else None
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
-        body = request.body()
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def body(self, request: ChatRequest, model: str, *, stream: bool = True) -> dict[str, Any]:
+        """The JSON body of `POST /chat/completions` for this backend."""
+        body: dict[str, Any] = {"model": model, "messages": self._messages(request.messages)}
+        if stream:
+            body.update(stream=True, stream_options={"include_usage": True})
+        if request.tools and self.config.tool_calling != "none":
+            body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+            if request.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = request.parallel_tool_calls
+        limit = request.max_completion_tokens or self.config.max_completion_tokens
+        if limit is not None:
+            body[self.config.token_limit_parameter] = limit
+        optional = {"temperature": request.temperature, "top_p": request.top_p,
+                    "reasoning_effort": request.reasoning_effort,
+                    "response_format": request.response_format}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
+    def _messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Image parts as they are for a vision backend; for a text-only one, a placeholder
+        that tells the model an image was there, rather than dropping it silently."""
+        if self.config.vision:
+            return messages
+        mapped = []
+        for message in messages:
+            content = message.get("content")
+            if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+                text = "\n".join(p["text"] if p.get("type") == "text" else IMAGE_PLACEHOLDER
+                                 for p in content)
+                message = {**message, "content": text}
+            mapped.append(message)
+        return mapped
+
+    async def stream_chat(self, request: ChatRequest, model: str | None = None,
+                          ) -> AsyncIterator[ChatEvent]:
+        """The answer of `model` (default: the request's), as events."""
+        target = model or request.model
+
+        def send(req: ChatRequest) -> AsyncIterator[ChatEvent]:
+            return self._answer(req, target)
+
+        if request.tools and self.config.tool_calling == "tagged":
+            async for event in stream_tagged(send, request):
+                yield event
+            return
+        async for event in send(request):
+            yield event
+
+    async def _answer(self, request: ChatRequest, model: str) -> AsyncIterator[ChatEvent]:
+        tools = bool(request.tools) and self.config.tool_calling == "native"
+        if tools and self.stream_tools is False:
+            async for event in self._complete(request, model):
+                yield event
+            return
         relayed = False
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                async with self.client.stream(
-                    "POST", self.url, json=body, headers=self.headers
-                ) as response:
-                    if response.status_code != 200:
-                        error = await _status_error(response, request.model)
-                        if last or response.status_code not in RETRYABLE:
-                            raise error
-                        await asyncio.sleep(self._delay(attempt, response))
-                        continue
-                    async for event in _events(response):
-                        relayed = True
-                        yield event
-                    return
-            except httpx.TimeoutException as exc:
-                if last or relayed:
-                    raise BackendError("server_error", f"The model backend at {self.url} "
-                                       f"timed out ({type(exc).__name__}).") from exc
-                log.warning("model backend timed out (%r); retrying", exc)
-            except httpx.TransportError as exc:
-                if last or relayed:
-                    raise BackendError("server_error", f"The model backend at {self.url} "
-                                       f"could not be reached ({exc!r}).") from exc
-                log.warning("model backend could not be reached (%r); retrying", exc)
-            await asyncio.sleep(self._delay(attempt, None))
+        try:
+            async for event in self._stream(request, model):
+                relayed = True
+                yield event
+        except BackendError as exc:
+            if relayed or not tools or self.stream_tools is not None or exc.fallback or \
+                    exc.context_length:
+                raise
+            log.warning("backend %s failed to stream an answer that may call tools (%s); "
+                        "asking it without streaming from now on", self.name, exc.message)
+            self.stream_tools = False
+            async for event in self._complete(request, model):
+                yield event
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        hinted = _retry_after(response) if response is not None else None
-        if hinted is not None:
-            return min(hinted, MAX_RETRY_AFTER)
+    async def _stream(self, request: ChatRequest, model: str) -> AsyncIterator[ChatEvent]:
+        body = self.body(request, model)
+        async with self._slot():
+            # The first-token clock starts once this server lets the request go: waiting
+            # here for a busy backend's slot is not the backend failing to answer.
+            clock = Clock(self.config, asyncio.get_running_loop())
+            response = await self._open(body, model, clock)
+            try:
+                async for event in stream_events(clock.chunks(response), self.name):
+                    clock.answering()
+                    yield event
+            finally:
+                await response.aclose()
+
+    async def _complete(self, request: ChatRequest, model: str) -> AsyncIterator[ChatEvent]:
+        body = self.body(request, model, stream=False)
+        async with self._slot():
+            clock = Clock(self.config, asyncio.get_running_loop())
+            response = await self._open(body, model, clock)
+            try:
+                data = b"".join([chunk async for chunk in clock.chunks(response)])
+            finally:
+                await response.aclose()
+        for event in completion_events(data, self.name):
+            yield event
+
+    @contextlib.asynccontextmanager
+    async def forward(
+        self, path: str, body: dict[str, Any]
+    ) -> AsyncIterator[tuple[httpx.Response, Clock]]:
+        """A client's own request body, relayed to `path` with this backend's slot, retries and
+        time bounds: the open 200 response and the clock that bounds its reads."""
+        if path == "/chat/completions":
+            body = self._relayed_body(body)
+        async with self._slot():
+            clock = Clock(self.config, asyncio.get_running_loop())
+            response = await self._open(body, str(body.get("model")), clock, path)
+            try:
+                yield response, clock
+            finally:
+                await response.aclose()
+
+    def _relayed_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The token-limit parameter under the name this backend takes, and images replaced
+        for a text-only backend: what `body` maps for the engine's requests."""
+        body = dict(body)
+        other = ({"max_completion_tokens", "max_tokens"} - {self.config.token_limit_parameter})
+        (name,) = other
+        if name in body and self.config.token_limit_parameter not in body:
+            body[self.config.token_limit_parameter] = body.pop(name)
+        if isinstance(body.get("messages"), list):
+            body["messages"] = self._messages(body["messages"])
+        return body
+
+    def _slot(self) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+        return self._slots or contextlib.nullcontext()
+
+    async def _open(
+        self, body: dict[str, Any], model: str, clock: Clock, path: str = "/chat/completions",
+    ) -> httpx.Response:
+        """The response to `body` once it answered 200, retrying what may be retried."""
+        for attempt in range(self.config.retries + 1):
+            try:
+                async with clock.bound():
+                    response = await self.http.send(
+                        self.http.build_request("POST", path, json=body),
+                        stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failure = BackendError(
+                    "server_error", f"The model backend '{self.name}' at "
+                    f"{self.config.base_url} could not be reached ({exc!r}).", fallback=True)
+                hinted = None
+            except httpx.TransportError as exc:  # the request went out: never sent twice
+                raise BackendError("server_error", f"The model backend '{self.name}' failed "
+                                   f"while answering ({exc!r}).") from exc
+            else:
+                if response.status_code == 200:
+                    return response
+                async with clock.bound():
+                    failure = await status_error(response, self.name, model)
+                hinted = _retry_after(response)
+                await response.aclose()
+                if response.status_code not in RETRYABLE:
+                    raise failure
+            delay = hinted if hinted is not None else self._backoff(attempt)
+            if attempt == self.config.retries or not clock.allows(delay):
+                raise failure
+            log.warning("backend %s: %s; retrying in %.1f s", self.name, failure.message, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> float:
         return float(self.backoff_seconds * 2**attempt * (1 - 0.25 * random.random()))
+
+
+class Clock:
+    """An answer's time bounds: the first token's until it comes (retries included), then
+    `idle` between chunks, never past `total`. Each wait is bounded on its own (`bound`), never
+    across a `yield`, so a timeout only ever cancels the read it bounds."""
+
+    def __init__(self, config: BackendConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config, self.loop = config, loop
+        self.started = loop.time()
+        self.end = self.started + config.timeouts.total
+        self.next = min(self.started + config.timeouts.first_token, self.end)
+        self.waiting_first = True
+
+    def allows(self, delay: float) -> bool:
+        return self.loop.time() + delay < self.next
+
+    @contextlib.asynccontextmanager
+    async def bound(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout_at(self.next):
+                yield
+        except TimeoutError as exc:
+            raise self._expired() from exc
+
+    async def chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        raw = response.aiter_raw()
+        while True:
+            try:
+                async with self.bound():
+                    chunk = await anext(raw)
+            except StopAsyncIteration:
+                return
+            if not self.waiting_first:
+                self.next = min(self.loop.time() + self.config.timeouts.idle, self.end)
+            yield chunk
+
+    def answering(self) -> None:
+        """The answer began (a role-only chunk or a keep-alive is not its first token)."""
+        if self.waiting_first:
+            self.waiting_first = False
+            self.next = min(self.loop.time() + self.config.timeouts.idle, self.end)
+
+    def _expired(self) -> BackendError:
+        name, timeouts = self.config.name, self.config.timeouts
+        if self.loop.time() >= self.end - 0.01:
+            said = f"did not finish its answer within {timeouts.total:g} s (timeouts.total)"
+        elif self.waiting_first:
+            said = (f"sent no first token within {timeouts.first_token:g} s "
+                    "(timeouts.first_token, retries included)")
+        else:
+            said = f"stalled for {timeouts.idle:g} s mid-answer (timeouts.idle)"
+        return BackendError("server_error", f"The model backend '{name}' timed out: it {said}.")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -91,82 +283,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         value = response.headers.get(header)
         if value:
             try:
-                return max(0.0, float(value) * scale)
+                return min(MAX_RETRY_AFTER, max(0.0, float(value) * scale))
             except ValueError:
                 continue
     return None
-
-
-async def _status_error(response: httpx.Response, model: str) -> BackendError:
-    text = (await response.aread()).decode(errors="replace")
-    try:
-        detail = json.loads(text)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        detail = text[:500] or "(empty body)"
-    said = f"The model backend answered HTTP {response.status_code} for model '{model}': {detail}"
-    if response.status_code == 429:
-        return BackendError("rate_limit_exceeded", said)
-    if response.status_code >= 500 or response.status_code in (408, 409):
-        return BackendError("server_error", said)
-    return BackendError("invalid_prompt", said)
-
-
-async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body's lines, split on bytes: a chunk per token makes httpx's text decoding and
-    line splitting the largest cost of relaying, and every line we need is ASCII-framed."""
-    pending = b""
-    async for raw in response.aiter_raw():
-        lines = (pending + raw).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield line.rstrip(b"\r")
-    if pending:
-        yield pending.rstrip(b"\r")
-
-
-async def _events(response: httpx.Response) -> AsyncIterator[ChatEvent]:
-    """Parse the SSE body: `data: {chunk}` lines until `data: [DONE]`."""
-    done = False
-    async for line in _lines(response):
-        # After [DONE], read the body to its end so httpx can pool the connection again.
-        if done or not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            done = True
-            continue
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise BackendError("server_error", "The model backend sent a stream chunk that is "
-                               f"not JSON: {data[:200].decode(errors='replace')!r}") from exc
-        if isinstance(chunk, dict) and "error" in chunk:
-            message = str((chunk.get("error") or {}).get("message", chunk["error"]))
-            raise BackendError("server_error", f"The model backend failed mid-stream: {message}")
-        for event in _chunk_events(chunk):
-            yield event
-    if not done:
-        raise BackendError("server_error", "The model backend closed the stream before [DONE].")
-
-
-def _chunk_events(chunk: Any) -> list[ChatEvent]:
-    if not isinstance(chunk, dict):
-        raise BackendError("server_error", f"The model backend sent a malformed chunk: {chunk!r}")
-    events: list[ChatEvent] = []
-    for choice in chunk.get("choices") or []:
-        delta = choice.get("delta") or {}
-        if delta.get("content"):
-            events.append(TextDelta(delta["content"]))
-        for call in delta.get("tool_calls") or []:
-            function = call.get("function") or {}
-            events.append(ToolCallDelta(
-                index=int(call.get("index", 0)), id=call.get("id"), name=function.get("name"),
-                arguments=function.get("arguments") or "",
-            ))
-        if choice.get("finish_reason"):
-            events.append(Finish(choice["finish_reason"]))
-    usage = chunk.get("usage")
-    if usage:
-        events.append(Usage(int(usage.get("prompt_tokens", 0)),
-                            int(usage.get("completion_tokens", 0))))
-    return events

@@ -2,26 +2,41 @@
 this run's tool rounds, and the tools, as a Chat Completions request.
 
 Truncation follows the run's `truncation_strategy`: `last_messages` keeps the newest N, `auto`
-keeps the newest messages that fit the prompt budget (the model's context window, or
-`max_prompt_tokens` when set). Messages are read newest first in small batches and reading
-stops once the budget is spent, so a long thread costs no more than what is sent.
+keeps the newest messages that fit the prompt budget: the model's context window (or
+`max_prompt_tokens` when set) less room for the reply, the tools' definitions, and a margin
+for the model's own tokenizer, which may count more than cl100k does (Qwen and SmolLM count
+about 8% more English, 40% more Chinese). Messages are read newest first in small batches and
+reading stops once the budget is spent, so a long thread costs no more than what is sent.
+
+Images reach the model as `image_url` parts: an `image_file` as a data URL read from the blob
+store when the model sees images, else a line of text saying an image was there.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import mimetypes
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.backends.chat import ChatRequest
-from assistants_server.db.models import MessageRow, RunRow, RunStepRow
-from assistants_server.engine.tokens import REPLY_PRIMING, count_message
+from assistants_server.backends.chat import ChatRequest, ModelProfile
+from assistants_server.backends.openai_compat import IMAGE_PLACEHOLDER
+from assistants_server.db.models import FileRow, MessageRow, RunRow, RunStepRow
+from assistants_server.engine.tokens import REPLY_PRIMING, count_message, count_text
 from assistants_server.engine.turn import SERVER_TOOLS
+from assistants_server.files.blobs import BlobStore
 from assistants_server.tools import code_interpreter, file_search
 
 BATCH = 50
+# Of the window: kept free for the model's own tokenizer counting more than cl100k.
+TOKENIZER_MARGIN = 0.10
+# Kept for the reply when the run sets no max_completion_tokens: an eighth of the window,
+# within these bounds.
+REPLY_RESERVE = (256, 4096)
 # The newest messages first, as plain rows of what a chat message needs (no ORM objects to
 # build and track); built once (every turn reads them).
 _NEWEST = (select(MessageRow.role, MessageRow.content, MessageRow.created_at, MessageRow.pk)
@@ -40,32 +55,90 @@ class Context:
     # Files this run's code saved, by their `sandbox:` link, for file_path annotations.
     paths: dict[str, str] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)  # figures of the last round, to show
+    history: tuple[int, int] = (0, 0)  # where the thread's messages are in request.messages
+
+    def shorter(self) -> ChatRequest | None:
+        """The request with the older half of the thread's messages left out (a backend
+        refused the prompt as too long), or None when only one is left."""
+        start, end = self.history
+        if end - start < 2:
+            return None
+        messages = self.request.messages
+        keep = start + (end - start) // 2
+        return self.request.replace(messages=messages[:start] + messages[keep:])
 
 
 async def build_context(
-    session: AsyncSession, run: RunRow, context_window: int, completion_used: int
+    session: AsyncSession, run: RunRow, profile: ModelProfile, completion_used: int,
+    blobs: BlobStore | None = None,
 ) -> Context:
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     rounds, found = await _tool_rounds(session, run)
     files = (await code_interpreter.file_names(session, run)
              if any(t["type"] == code_interpreter.NAME for t in run.tools) else [])
+    tools = _tools(run, files)
     fixed = sum(count_message(m) for m in system + rounds) + REPLY_PRIMING
-    budget = context_window - (run.max_completion_tokens or 0)
-    if run.max_prompt_tokens is not None:
-        budget = min(budget, run.max_prompt_tokens)
+    if tools:
+        fixed += count_text(json.dumps(tools))
     limit = run.truncation_strategy.get("last_messages")
+    budget = _prompt_budget(run, profile.context_window)
     history, used, fits = await _history(session, run.thread_id, budget - fixed, limit)
+    await _show_images(session, history, blobs if profile.vision else None)
     max_tokens = None
     if run.max_completion_tokens is not None:
         max_tokens = max(1, run.max_completion_tokens - completion_used)
     request = ChatRequest(
-        model=run.model, messages=system + history + rounds, tools=_tools(run, files),
+        model=run.model, messages=system + history + rounds, tools=tools,
         tool_choice=_tool_choice(run, first=not rounds),
         parallel_tool_calls=run.parallel_tool_calls,
-        temperature=run.temperature, top_p=run.top_p, max_tokens=max_tokens,
+        temperature=run.temperature, top_p=run.top_p, max_completion_tokens=max_tokens,
+        reasoning_effort=run.reasoning_effort,
         response_format=_response_format(run.response_format),
     )
-    return Context(request=request, prompt_tokens=fixed + used, fits=fits, **found)
+    return Context(request=request, prompt_tokens=fixed + used, fits=fits,
+                   history=(len(system), len(system) + len(history)), **found)
+
+
+def _prompt_budget(run: RunRow, window: int) -> int:
+    """Tokens the prompt may take: the window less the reply's room and the margin, or
+    `max_prompt_tokens` when that is smaller."""
+    low, high = REPLY_RESERVE
+    reserve = run.max_completion_tokens or max(low, min(high, window // 8))
+    budget = window - min(reserve, window // 2) - int(window * TOKENIZER_MARGIN)
+    if run.max_prompt_tokens is not None:
+        budget = min(budget, run.max_prompt_tokens)
+    return budget
+
+
+async def _show_images(
+    session: AsyncSession, history: list[dict[str, Any]], blobs: BlobStore | None
+) -> None:
+    """`image_file` parts as the model takes them: data URLs read from the blob store for a
+    model that sees images (`blobs` given), else a line saying an image was there."""
+    for message in history:
+        content = message["content"]
+        if not isinstance(content, list):
+            continue
+        for index, part in enumerate(content):
+            if part["type"] != "image_file":
+                continue
+            url = await _data_url(session, blobs, part["file_id"]) if blobs else None
+            content[index] = ({"type": "image_url", "image_url": {"url": url, **part["extra"]}}
+                              if url else {"type": "text", "text": IMAGE_PLACEHOLDER})
+        if all(part["type"] == "text" for part in content):
+            message["content"] = "\n".join(part["text"] for part in content)
+
+
+async def _data_url(session: AsyncSession, blobs: BlobStore, file_id: str) -> str | None:
+    row = await session.scalar(select(FileRow).where(FileRow.id == file_id))
+    if row is None:
+        return None  # deleted since: the model is told an image was there
+    try:
+        data = b"".join([chunk async for chunk in await blobs.open(file_id)])
+    except FileNotFoundError:
+        return None
+    kind = mimetypes.guess_type(row.filename)[0] or "image/png"
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
 async def _history(
@@ -105,6 +178,11 @@ def chat_message(row: Any) -> dict[str, Any] | None:
             parts.append({"type": "text", "text": part["text"]["value"]})
         elif part["type"] == "image_url" and row.role == "user":
             parts.append({"type": "image_url", "image_url": part["image_url"]})
+        elif part["type"] == "image_file" and row.role == "user":
+            # Resolved by `_show_images` once the message is kept.
+            image = part["image_file"]
+            detail = {"detail": image["detail"]} if image.get("detail") else {}
+            parts.append({"type": "image_file", "file_id": image["file_id"], "extra": detail})
     if not parts:
         return None
     if all(p["type"] == "text" for p in parts):

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistants_server.backends.chat import ChatBackend
+from assistants_server.backends.chat import ChatBackend, ModelProfile
 from assistants_server.db.models import RunRow
 from assistants_server.engine.runner import FAULT, drive_run
 from assistants_server.engine.server_tools import ToolServices
@@ -47,7 +47,7 @@ class Executor:
         concurrency: int = 64,
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
-        context_window: int = 128_000,
+        profiles: Callable[[str], ModelProfile] | None = None,
         bus: EventBus | None = None,
         sweepers: Sequence[Callable[[], Awaitable[object]]] = (),
         services: ToolServices | None = None,
@@ -58,7 +58,7 @@ class Executor:
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.context_window = context_window
+        self.profiles = profiles or (lambda _model: ModelProfile(128_000))
         self.bus = bus
         self.sweepers = list(sweepers)  # other periodic clean-ups (expired files)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -163,7 +163,7 @@ class Executor:
 
     async def _drive(self, run_id: str, known: RunRow | None = None) -> None:
         try:
-            await drive_run(self.sessionmaker, self.backend, run_id, self.context_window,
+            await drive_run(self.sessionmaker, self.backend, run_id, self.profiles,
                             self.bus, self.services, known)
         except asyncio.CancelledError:
             pass

@@ -23,7 +23,13 @@ from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from assistants_server.backends.chat import BackendError, ChatBackend, ChatEvent, Usage
+from assistants_server.backends.chat import (
+    BackendError,
+    ChatBackend,
+    ChatEvent,
+    ModelProfile,
+    Usage,
+)
 from assistants_server.db.insert import insert_new
 from assistants_server.db.models import RunRow, RunStepRow
 from assistants_server.engine.context import Context, build_context
@@ -32,11 +38,13 @@ from assistants_server.engine.tokens import count_text
 from assistants_server.engine.turn import NO_USAGE, Turn
 from assistants_server.events.bus import EventBus
 from assistants_server.events.outbox import Outbox
+from assistants_server.files.blobs import BlobStore
 from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.states import RunStatus, transition_run, transition_step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Profiles = Callable[[str], ModelProfile]  # what the model behind a public name can take
 FAULT = {"code": "server_error", "message": "The server had an error while processing this run."}
 # Server tool rounds one run may take before it is stopped (a model calling tools forever).
 MAX_ROUNDS = 10
@@ -46,7 +54,7 @@ async def drive_run(
     sessionmaker: async_sessionmaker[AsyncSession],
     backend: ChatBackend,
     run_id: str,
-    context_window: int,
+    profiles: Profiles,
     bus: EventBus | None = None,
     services: ToolServices | None = None,
     known: RunRow | None = None,
@@ -56,8 +64,9 @@ async def drive_run(
     the request that queued it committed it, so that starting it needs no read."""
     # `known` serves the first attempt only: a retry (the run moved meanwhile) reads it afresh.
     first = [known] if known is not None else []
+    blobs = services.blobs if services is not None else None
     begun = await on_fresh_state(
-        lambda: _begin(sessionmaker, backend, bus, run_id, context_window,
+        lambda: _begin(sessionmaker, backend, bus, run_id, profiles, blobs=blobs,
                        known=first.pop() if first else None))
     for round_ in range(1, MAX_ROUNDS + 1):
         if begun is None:
@@ -70,7 +79,7 @@ async def drive_run(
         serve = await asyncio.shield(
             on_fresh_state(partial(_record, sessionmaker, turn, context.prompt_tokens)))
         if not serve or not await _serve(sessionmaker, services or ToolServices(), turn,
-                                         deadline, context_window):
+                                         deadline, profiles):
             return
         if round_ == MAX_ROUNDS:
             error = {"code": "server_error", "message": f"The model called tools in more "
@@ -79,7 +88,7 @@ async def drive_run(
             return
         try:
             begun = await on_fresh_state(partial(
-                _begin, sessionmaker, backend, bus, run_id, context_window, resume=True))
+                _begin, sessionmaker, backend, bus, run_id, profiles, resume=True, blobs=blobs))
         except asyncio.CancelledError:
             await asyncio.shield(on_fresh_state(
                 partial(_end, sessionmaker, turn, "cancelled", None)))
@@ -107,7 +116,7 @@ async def _relay(
 
 async def _serve(
     sessionmaker: async_sessionmaker[AsyncSession], services: ToolServices, turn: Turn,
-    deadline: float, context_window: int,
+    deadline: float, profiles: Profiles,
 ) -> bool:
     """Run the turn's server tool calls and record their outputs; True when the model is to
     be asked again (no function call is left for the client)."""
@@ -115,7 +124,8 @@ async def _serve(
     assert run is not None
     entries = await _guarded(
         sessionmaker, turn, deadline, lambda: execute_calls(
-            sessionmaker, services, run, turn.server_calls(), turn.searches, context_window),
+            sessionmaker, services, run, turn.server_calls(), turn.searches,
+            profiles(run.model).context_window),
         "running its tools")
     if entries is None:
         return False
@@ -211,8 +221,8 @@ class Prefetched:
 
 async def _begin(
     sessionmaker: async_sessionmaker[AsyncSession], backend: ChatBackend,
-    bus: EventBus | None, run_id: str, context_window: int, *, resume: bool = False,
-    known: RunRow | None = None,
+    bus: EventBus | None, run_id: str, profiles: Profiles, *, resume: bool = False,
+    known: RunRow | None = None, blobs: BlobStore | None = None,
 ) -> tuple[Context, float, Turn, Prefetched] | None:
     """queued -> in_progress (or, with `resume`, the next round of a run in progress), with
     the model's answer already requested; None when there is nothing to do. `known`: the run
@@ -236,14 +246,15 @@ async def _begin(
             transition_run(run, "in_progress", now)
             outbox.run(run)
         completion_used = int((run.usage or {}).get("completion_tokens", 0))
-        context = await build_context(session, run, context_window, completion_used)
+        context = await build_context(session, run, profiles(run.model), completion_used,
+                                      blobs)
         if not context.fits:
             await end_run(session, run, "incomplete", now, outbox,
                           incomplete_reason="max_prompt_tokens")
             await session.commit()
             await outbox.publish()
             return None
-        answer = Prefetched(backend.stream_chat(context.request))
+        answer = Prefetched(_ask(backend, context))
         try:
             # Let the request go out first: SQLite's commit below does not yield, and the
             # backend would otherwise not be asked until the commit and its events are done.
@@ -261,6 +272,26 @@ async def _begin(
         raise
     turn = Turn(run, bus, context.sources, context.searches, context.paths, context.images)
     return context, float(run.expires_at or now + 600), turn, answer
+
+
+async def _ask(backend: ChatBackend, context: Context) -> AsyncIterator[ChatEvent]:
+    """The model's answer to `context`; asked once more with the older half of the thread
+    left out when the backend refuses the prompt as longer than its window (its tokenizer
+    counts more than ours)."""
+    relayed = False
+    try:
+        async for event in backend.stream_chat(context.request):
+            relayed = True
+            yield event
+    except BackendError as exc:
+        shorter = context.shorter()
+        if relayed or not exc.context_length or shorter is None:
+            raise
+        log.warning("the backend refused the prompt as too long (%s); asking again with "
+                    "%d of %d messages", exc.message, len(shorter.messages),
+                    len(context.request.messages))
+        async for event in backend.stream_chat(shorter):
+            yield event
 
 
 async def _commit_start(session: AsyncSession, run_id: str, now: int, outbox: Outbox) -> bool:
@@ -390,7 +421,8 @@ async def _record(
         else:
             assert turn.message_step is not None
             turn.message_step.usage = step_usage
-            truncated = turn.finish == "length" and run.max_completion_tokens is not None
+            # Cut by the run's max_completion_tokens or by the backend's default cap alike.
+            truncated = turn.finish == "length"
             await end_run(session, run, "incomplete" if truncated else "completed", now, outbox,
                           incomplete_reason="max_completion_tokens" if truncated else None,
                           open_rows=turn.still_open(rows))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.deps import SessionDep, SettingsDep
+from assistants_server.api.deps import ModelsDep, SessionDep, SettingsDep
 from assistants_server.api.errors import InvalidRequestError
 from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.config import Settings
@@ -130,10 +130,13 @@ IncludeDep = Annotated[frozenset[str], Depends(_include)]
 @router.post(RUNS, response_model=Run)
 async def create_run(
     thread_id: str, body: CreateRunRequest, session: SessionDep, settings: SettingsDep,
-    request: Request, include: IncludeDep, background: BackgroundTasks,
+    models: ModelsDep, request: Request, include: IncludeDep, background: BackgroundTasks,
 ) -> Any:
+    if body.model is not None:
+        await models.check_model(body.model)
     lease = _lease(request, settings, body.stream)
-    run = await service.create_run(session, thread_id, body, settings.models, lease, include)
+    run = await service.create_run(session, thread_id, body, settings.run_lifetime_seconds,
+                                   lease, include)
     if body.stream:
         await _bus(request).watch(run.id)
     return await _respond(request, session, settings, run, lease, _started(_bus(request), run),
@@ -143,10 +146,13 @@ async def create_run(
 @router.post("/v1/threads/runs", response_model=Run)
 async def create_thread_and_run(
     body: CreateThreadAndRunRequest, session: SessionDep, settings: SettingsDep,
-    request: Request, background: BackgroundTasks,
+    models: ModelsDep, request: Request, background: BackgroundTasks,
 ) -> Any:
+    if body.model is not None:
+        await models.check_model(body.model)
     lease = _lease(request, settings, body.stream)
-    thread, run = await service.create_thread_and_run(session, body, settings.models, lease)
+    thread, run = await service.create_thread_and_run(session, body,
+                                                      settings.run_lifetime_seconds, lease)
     if body.stream:
         await _bus(request).watch(run.id)
     outbox = _started(_bus(request), run, thread)

@@ -4,7 +4,7 @@ router wakes the executor once the commit is done."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, NotFoundError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
-from assistants_server.assistants.service import check_model, get_assistant
+from assistants_server.assistants.service import get_assistant
 from assistants_server.db.insert import insert_new
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.events.outbox import Outbox
@@ -28,7 +28,6 @@ from assistants_server.runs.schemas import (
     SubmitToolOutputsRequest,
 )
 from assistants_server.runs.states import (
-    RUN_LIFETIME_SECONDS,
     TransitionError,
     transition_run,
     transition_step,
@@ -61,7 +60,7 @@ class Lease(NamedTuple):
 
 
 async def create_run(
-    session: AsyncSession, thread_id: str, body: CreateRunRequest, accepted: Sequence[str],
+    session: AsyncSession, thread_id: str, body: CreateRunRequest, lifetime: int,
     lease: Lease | None = None, include: frozenset[str] = frozenset(),
 ) -> RunRow:
     check_id(thread_id, "thread_", "thread_id")
@@ -81,13 +80,13 @@ async def create_run(
     if body.additional_instructions:
         instructions = f"{instructions}\n\n{body.additional_instructions}".lstrip("\n")
     # The thread is not read: the run's foreign key refuses a thread that does not exist.
-    return await _insert_run(session, thread_id, assistant, body, instructions, accepted,
+    return await _insert_run(session, thread_id, assistant, body, instructions, lifetime,
                              reasoning_effort=body.reasoning_effort, lease=lease,
                              include=include)
 
 
 async def create_thread_and_run(
-    session: AsyncSession, body: CreateThreadAndRunRequest, accepted: Sequence[str],
+    session: AsyncSession, body: CreateThreadAndRunRequest, lifetime: int,
     lease: Lease | None = None,
 ) -> tuple[ThreadRow, RunRow]:
     assistant = await get_assistant(session, body.assistant_id)
@@ -96,7 +95,7 @@ async def create_thread_and_run(
     resources = (dump_tool_resources(body.tool_resources) if body.tool_resources is not None
                  else None)
     run = await _insert_run(session, thread.id, assistant, body, _instructions(body, assistant),
-                            accepted, tool_resources=resources, lease=lease)
+                            lifetime, tool_resources=resources, lease=lease)
     return thread, run
 
 
@@ -111,7 +110,7 @@ async def _insert_run(
     assistant: AssistantRow,
     body: RunOptions,
     instructions: str,
-    accepted: Sequence[str],
+    lifetime: int,
     *,
     reasoning_effort: str | None = None,
     tool_resources: dict[str, object] | None = None,
@@ -119,14 +118,14 @@ async def _insert_run(
     include: frozenset[str] = frozenset(),
 ) -> RunRow:
     """A queued run snapshotting the assistant's configuration under the request's overrides.
-    The unique index on `active_thread_id` refuses a second active run, however they race."""
+    The unique index on `active_thread_id` refuses a second active run, however they race.
+    `lifetime`: seconds until it expires; its model was checked by the caller."""
     model = body.model or assistant.model
-    check_model(model, accepted)
     now = int(time.time())
     sent = body.model_fields_set
     run = RunRow(
         id=new_id("run_"), created_at=now, thread_id=thread_id, active_thread_id=thread_id,
-        assistant_id=assistant.id, status="queued", expires_at=now + RUN_LIFETIME_SECONDS,
+        assistant_id=assistant.id, status="queued", expires_at=now + lifetime,
         model=model, instructions=instructions,
         tools=dump_tools(body.tools) if body.tools is not None else assistant.tools,
         tool_resources=assistant.tool_resources if tool_resources is None else tool_resources,

@@ -1,0 +1,108 @@
+"""A Chat Completions answer built from the engine's events, for backends whose tool calls
+this server parses itself: the client sees `tool_calls` exactly as a native backend sends them,
+streamed as `chat.completion.chunk`s or whole as a `chat.completion`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from assistants_server.api.errors import BackendUnavailableError
+from assistants_server.backends.chat import (
+    BackendError,
+    ChatEvent,
+    ChatRequest,
+    Finish,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from assistants_server.backends.openai_compat import ChatCompletionsBackend
+from assistants_server.ids import new_id
+
+
+def request_of(body: dict[str, Any]) -> ChatRequest:
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return ChatRequest(
+        model=body["model"], messages=body["messages"], tools=body.get("tools") or [],
+        tool_choice=body.get("tool_choice"), parallel_tool_calls=body.get("parallel_tool_calls"),
+        temperature=body.get("temperature"), top_p=body.get("top_p"),
+        max_completion_tokens=limit, reasoning_effort=body.get("reasoning_effort"),
+        response_format=body.get("response_format"))
+
+
+async def tagged_completion(
+    backend: ChatCompletionsBackend, model: str, body: dict[str, Any]
+) -> Response:
+    events = backend.stream_chat(request_of(body), model)
+    frame = _Frame(body["model"])
+    if body.get("stream"):
+        return StreamingResponse(_chunks(events, frame), media_type="text/event-stream")
+    try:
+        collected = [event async for event in events]
+    except BackendError as exc:
+        raise BackendUnavailableError(exc.message, code="backend_error") from None
+    return JSONResponse(frame.completion(collected))
+
+
+class _Frame:
+    def __init__(self, model: str) -> None:
+        self.id, self.created, self.model = new_id("chatcmpl-"), int(time.time()), model
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        payload = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                   "model": self.model, "choices": [
+                       {"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+    def usage(self, usage: Usage) -> bytes:
+        payload = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                   "model": self.model, "choices": [], "usage": _usage(usage)}
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+    def completion(self, events: list[ChatEvent]) -> dict[str, Any]:
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        calls = [{"id": e.id, "type": "function",
+                  "function": {"name": e.name, "arguments": e.arguments}}
+                 for e in events if isinstance(e, ToolCallDelta)]
+        finish = next((e.reason for e in events if isinstance(e, Finish)), "stop")
+        usage = next((e for e in events if isinstance(e, Usage)), Usage(0, 0))
+        message: dict[str, Any] = {"role": "assistant", "content": text or None,
+                                   "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        return {"id": self.id, "object": "chat.completion", "created": self.created,
+                "model": self.model, "choices": [{"index": 0, "message": message,
+                                                  "finish_reason": finish, "logprobs": None}],
+                "usage": _usage(usage)}
+
+
+async def _chunks(events: AsyncIterator[ChatEvent], frame: _Frame) -> AsyncIterator[bytes]:
+    yield frame.chunk({"role": "assistant", "content": ""})
+    try:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                yield frame.chunk({"content": event.text})
+            elif isinstance(event, ToolCallDelta):
+                yield frame.chunk({"tool_calls": [{
+                    "index": event.index, "id": event.id, "type": "function",
+                    "function": {"name": event.name, "arguments": event.arguments}}]})
+            elif isinstance(event, Finish):
+                yield frame.chunk({}, event.reason)
+            else:
+                yield frame.usage(event)
+    except BackendError as exc:
+        error = {"error": {"message": exc.message, "type": "server_error", "param": None,
+                           "code": None}}
+        yield f"data: {json.dumps(error)}\n\n".encode()
+        return
+    yield b"data: [DONE]\n\n"
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
