@@ -93,3 +93,47 @@ def test_workers_on_a_port_in_use_say_so_and_exit(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_doctor_says_which_backend_works_and_which_does_not(tmp_path: Path) -> None:
+    from tests.conftest import LiveServer
+    from tests.fake_backend import Reply, create_fake_backend
+
+    calls = [{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
+    with LiveServer(create_fake_backend(["qwen2.5"])) as fake:
+        fake.server.config.app.state.script.extend([Reply(text="OK"), Reply(tool_calls=calls)])
+        config = tmp_path / "assistants.yaml"
+        config.write_text(
+            "backends:\n"
+            f"  - name: local\n    base_url: {fake.url}/v1\n"
+            "  - name: gone\n    base_url: http://127.0.0.1:9/v1\n    retries: 0\n"
+            "models:\n"
+            "  - name: gpt-4o\n    backend: local\n    model: qwen2.5\n"
+            "    fallbacks: [{backend: gone}]\n")
+        result = subprocess.run([EXE, "--config", str(config), "doctor"], env=_env(tmp_path),
+                                capture_output=True, text=True, timeout=60)
+        bodies = fake.server.config.app.state.bodies
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("[ok  ] local: model list") and "qwen2.5" in line
+               for line in lines), result.stdout
+    assert any(line.startswith("[ok  ] local: a one-token answer from 'qwen2.5'")
+               for line in lines)
+    assert any(line.startswith("[ok  ] local: a function call") and "get_weather" in line
+               for line in lines)
+    assert any(line.startswith("[FAIL] gone: model list") and "could not be reached" in line
+               for line in lines)
+    assert "model gpt-4o: local:qwen2.5 -> gone:gpt-4o" in lines
+    assert [body["model"] for body in bodies] == ["qwen2.5", "qwen2.5"]
+    assert bodies[0]["max_completion_tokens"] == 1
+
+
+def test_a_configuration_mistake_names_its_line(tmp_path: Path) -> None:
+    config = tmp_path / "assistants.yaml"
+    config.write_text("backends:\n  - name: local\n    base_url: http://x/v1\n"
+                      "models:\n  - name: gpt-4o\n    backend: olama\n")
+    result = subprocess.run([EXE, "--config", str(config), "doctor"], env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "assistants.yaml:6: models[0].backend:" in result.stderr
+    assert "'olama', which is not declared" in result.stderr

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from assistants_server.backends.config_file import ConfigFileError
 from assistants_server.config import LOOPBACK_HOSTS, Settings
@@ -25,6 +25,8 @@ def _settings_help() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
         shown = "unset" if default in (None, [], "") else str(default)
+        if isinstance(default, BaseModel):
+            shown = "the configuration file's, else the variables above"
         lines.append(f"  ASSISTANTS_{name.upper()}")
         lines.append(f"      {field.description} (default: {shown})")
     return "\n".join(lines)
@@ -49,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (ASSISTANTS_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (ASSISTANTS_PORT)")
     commands.add_parser("migrate", help="migrate the database to the newest schema and exit")
+    commands.add_parser(
+        "doctor", help="call every configured backend (model list, an answer, a tool call, an "
+        "embedding) and say what works; exit 1 if anything does not")
     return parser
 
 
@@ -67,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"assistants-server: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     settings.configure_logging()
+    if args.command == "doctor":
+        from assistants_server.backends.doctor import doctor
+
+        return doctor(settings.models_config)
     from assistants_server.db.migrate import upgrade_to_head
 
     upgrade_to_head(settings)
