@@ -50,7 +50,9 @@ def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-async def _stream(reply: Reply) -> AsyncIterator[str]:
+async def _stream(reply: Reply, usage_chunk: bool = True) -> AsyncIterator[str]:
+    """The reply as OpenAI streams it; the usage chunk (no choices) only when the request asked
+    for it with stream_options.include_usage, as OpenAI does."""
     yield _chunk({"role": "assistant", "content": ""})
     if reply.hang_seconds:
         await asyncio.sleep(reply.hang_seconds)
@@ -82,7 +84,8 @@ async def _stream(reply: Reply) -> AsyncIterator[str]:
         yield _chunk({}, reply.finish or ("tool_calls" if reply.tool_calls else "stop"))
     usage = {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1],
              "total_tokens": sum(reply.usage)}
-    yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+    if usage_chunk:
+        yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
 
 
@@ -162,7 +165,8 @@ def create_fake_backend(
             return _completion(reply)
         if reply.refuse_streaming_tools and body.get("tools"):
             return StreamingResponse(_refusal(), media_type="text/event-stream")
-        return StreamingResponse(_stream(reply), media_type="text/event-stream")
+        usage_chunk = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(_stream(reply, usage_chunk), media_type="text/event-stream")
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Any:

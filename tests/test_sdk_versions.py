@@ -2,7 +2,8 @@
 
 The suite's own environment has the newest 3.x; this test builds a second virtual environment
 (cached under .cache/, rebuilt when pyproject.toml changes) with the pinned SDK and runs
-tests/contract and tests/runs in it as a subprocess, on SQLite only: what the SDK parses and
+tests/contract, tests/runs, tests/chat (chat completions and embeddings) and tests/seeds (the
+streaming tutorial's cells) in it as a subprocess, on SQLite only: what the SDK parses and
 sends does not depend on the database, and the main suite covers both.
 """
 
@@ -64,7 +65,7 @@ def test_contract_suite_passes_on_openai_1_59_4() -> None:
     env = {**os.environ, "ASSISTANTS_TEST_EXPECT_OPENAI": PINNED}
     result = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SELECTED,
-         "tests/contract", "tests/runs"],
+         "tests/contract", "tests/runs", "tests/chat", "tests/seeds"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     summary = result.stdout.strip().splitlines()[-1:] or [""]

@@ -3,7 +3,6 @@ sends each backend, its retries and time bounds, and how answers end."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator

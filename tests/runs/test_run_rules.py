@@ -261,7 +261,7 @@ async def test_max_completion_tokens_makes_the_run_incomplete(
     run = await _start(client, thread_id, assistant_id, max_completion_tokens=300)
     done = await _wait(client, thread_id, run["id"], "incomplete")
     assert done["incomplete_details"] == {"reason": "max_completion_tokens"}
-    assert sent[-1]["max_tokens"] == 300
+    assert sent[-1]["max_completion_tokens"] == 300 and "max_tokens" not in sent[-1]
     messages = (await client.get(f"/v1/threads/{thread_id}/messages",
                                  params={"run_id": run["id"]})).json()["data"]
     assert messages[0]["status"] == "incomplete"

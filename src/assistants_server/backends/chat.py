@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 ErrorCode = Literal["rate_limit_exceeded", "server_error", "invalid_prompt"]
+# What a model call is for ("run run_abc"), named in the backend layer's log lines.
+ASKED_FOR: ContextVar[str] = ContextVar("asked_for", default="a request")
 
 
 @dataclass(frozen=True)

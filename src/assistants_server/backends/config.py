@@ -24,8 +24,10 @@ class _Strict(BaseModel):
 
 
 class Timeouts(_Strict):
-    """Seconds. `first_token` bounds the wait for the first token of an answer, retries and
-    fallbacks included; `idle` the silence between two chunks; `total` a whole answer."""
+    """Seconds. `first_token` bounds the wait for the first token of an answer, this backend's
+    retries included, from when this server sends the request (not while it waits for one of
+    the backend's `max_concurrency` slots; a fallback backend has its own); `idle` the silence
+    between two chunks; `total` a whole answer."""
 
     connect: float = Field(10.0, gt=0)
     first_token: float = Field(60.0, gt=0)
@@ -54,7 +56,6 @@ class BackendConfig(_Strict):
     token_limit_parameter: TokenLimitParameter = "max_completion_tokens"
     max_completion_tokens: int | None = Field(
         4096, ge=1, description="Cap on generated tokens when the client sets none.")
-    embeddings: bool = True
 
     @field_validator("base_url")
     @classmethod

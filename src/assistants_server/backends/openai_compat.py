@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from assistants_server.backends.chat import BackendError, ChatEvent, ChatRequest
+from assistants_server.backends.chat import ASKED_FOR, BackendError, ChatEvent, ChatRequest
 from assistants_server.backends.config import BackendConfig
 from assistants_server.backends.sse import completion_events, status_error, stream_events
 from assistants_server.backends.tagged import stream_tagged
@@ -124,10 +124,13 @@ class ChatCompletionsBackend:
             if relayed or not tools or self.stream_tools is not None or exc.fallback or \
                     exc.context_length:
                 raise
-            log.warning("backend %s failed to stream an answer that may call tools (%s); "
-                        "asking it without streaming from now on", self.name, exc.message)
+            events = [event async for event in self._complete(request, model)]
+            # Learnt only once the unstreamed answer came: the failure was the streaming.
+            log.warning("backend %s, for %s, failed to stream an answer that may call tools "
+                        "(%s) and answered without streaming: asking it so from now on",
+                        self.name, ASKED_FOR.get(), exc.message)
             self.stream_tools = False
-            async for event in self._complete(request, model):
+            for event in events:
                 yield event
 
     async def _stream(self, request: ChatRequest, model: str) -> AsyncIterator[ChatEvent]:
@@ -217,7 +220,8 @@ class ChatCompletionsBackend:
             delay = hinted if hinted is not None else self._backoff(attempt)
             if attempt == self.config.retries or not clock.allows(delay):
                 raise failure
-            log.warning("backend %s: %s; retrying in %.1f s", self.name, failure.message, delay)
+            log.warning("backend %s, for %s: %s; retrying in %.1f s", self.name, ASKED_FOR.get(),
+                        failure.message, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 

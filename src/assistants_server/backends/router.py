@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from assistants_server.backends.chat import BackendError, ChatEvent, ChatRequest
+from assistants_server.backends.chat import ASKED_FOR, BackendError, ChatEvent, ChatRequest
 from assistants_server.backends.config import CATCH_ALL, ModelRoute, ModelsConfig
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
 
@@ -62,7 +62,10 @@ class ModelRouter:
         route = self.route(name)
         if route is None:
             return []
-        return [Target(self.backends[target.backend], target.model or name)
+        # A named route's aliases reach the backend under the route's name; a pattern or the
+        # catch-all passes the client's name through.
+        default = name if is_pattern(route.name) else route.name
+        return [Target(self.backends[target.backend], target.model or default)
                 for target in route.targets]
 
     def is_catch_all(self, name: str) -> bool:
@@ -88,9 +91,9 @@ class ModelRouter:
                 if relayed or not exc.fallback or number == len(targets):
                     raise
                 following = targets[number]
-                log.warning("model %s: backend %s failed before its first token (%s); "
-                            "falling back to backend %s", request.model, target.backend.name,
-                            exc.message, following.backend.name)
+                log.warning("model %s, for %s: backend %s failed before its first token (%s); "
+                            "falling back to backend %s", request.model, ASKED_FOR.get(),
+                            target.backend.name, exc.message, following.backend.name)
 
 
 def is_pattern(name: str) -> bool:

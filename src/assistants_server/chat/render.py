@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from assistants_server.api.errors import BackendUnavailableError
+from assistants_server.api.errors import APIError, BackendUnavailableError, InvalidRequestError
 from assistants_server.backends.chat import (
     BackendError,
     ChatEvent,
@@ -21,7 +21,7 @@ from assistants_server.backends.chat import (
     ToolCallDelta,
     Usage,
 )
-from assistants_server.backends.openai_compat import ChatCompletionsBackend
+from assistants_server.backends.router import ModelRouter
 from assistants_server.ids import new_id
 
 
@@ -35,18 +35,37 @@ def request_of(body: dict[str, Any]) -> ChatRequest:
         response_format=body.get("response_format"))
 
 
-async def tagged_completion(
-    backend: ChatCompletionsBackend, model: str, body: dict[str, Any]
-) -> Response:
-    events = backend.stream_chat(request_of(body), model)
+class RateLimitError(APIError):
+    status_code = 429
+    error_type = "requests"
+
+
+def api_error(exc: BackendError) -> APIError:
+    """The backend's refusal as the client's error: its 4xx as a 400 in its own words, a
+    rate limit as 429, anything else as 502."""
+    if exc.status == 429:
+        return RateLimitError(exc.message, code="rate_limit_exceeded")
+    if exc.status is not None and 400 <= exc.status < 500:
+        return InvalidRequestError(exc.message, code="context_length_exceeded"
+                                   if exc.context_length else None)
+    return BackendUnavailableError(exc.message, code="backend_error")
+
+
+async def tagged_completion(models: ModelRouter, body: dict[str, Any]) -> Response:
+    """The answer of a route whose backend's tool calls this server parses; an error before
+    its first event is the response's status, as for a relayed answer."""
+    events = models.stream_chat(request_of(body))
     frame = _Frame(body["model"])
-    if body.get("stream"):
-        return StreamingResponse(_chunks(events, frame), media_type="text/event-stream")
     try:
-        collected = [event async for event in events]
+        first = await anext(events, None)
+        if not body.get("stream"):
+            rest = [event async for event in events]
+            return JSONResponse(frame.completion([first, *rest] if first else rest))
     except BackendError as exc:
-        raise BackendUnavailableError(exc.message, code="backend_error") from None
-    return JSONResponse(frame.completion(collected))
+        raise api_error(exc) from None
+    usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    return StreamingResponse(_chunks(first, events, frame, usage),
+                             media_type="text/event-stream")
 
 
 class _Frame:
@@ -81,10 +100,14 @@ class _Frame:
                 "usage": _usage(usage)}
 
 
-async def _chunks(events: AsyncIterator[ChatEvent], frame: _Frame) -> AsyncIterator[bytes]:
+async def _chunks(
+    first: ChatEvent | None, events: AsyncIterator[ChatEvent], frame: _Frame, usage: bool,
+) -> AsyncIterator[bytes]:
+    """The events as `chat.completion.chunk`s; the usage chunk (no choices) only when the
+    client asked for it with stream_options.include_usage, as OpenAI does."""
     yield frame.chunk({"role": "assistant", "content": ""})
     try:
-        async for event in events:
+        async for event in _prepend(first, events):
             if isinstance(event, TextDelta):
                 yield frame.chunk({"content": event.text})
             elif isinstance(event, ToolCallDelta):
@@ -93,7 +116,7 @@ async def _chunks(events: AsyncIterator[ChatEvent], frame: _Frame) -> AsyncItera
                     "function": {"name": event.name, "arguments": event.arguments}}]})
             elif isinstance(event, Finish):
                 yield frame.chunk({}, event.reason)
-            else:
+            elif usage:
                 yield frame.usage(event)
     except BackendError as exc:
         error = {"error": {"message": exc.message, "type": "server_error", "param": None,
@@ -101,6 +124,15 @@ async def _chunks(events: AsyncIterator[ChatEvent], frame: _Frame) -> AsyncItera
         yield f"data: {json.dumps(error)}\n\n".encode()
         return
     yield b"data: [DONE]\n\n"
+
+
+async def _prepend(
+    first: ChatEvent | None, events: AsyncIterator[ChatEvent]
+) -> AsyncIterator[ChatEvent]:
+    if first is not None:
+        yield first
+    async for event in events:
+        yield event
 
 
 def _usage(usage: Usage) -> dict[str, int]:

@@ -22,14 +22,9 @@ from assistants_server.api.errors import APIError, BackendUnavailableError, Inva
 from assistants_server.backends.chat import BackendError
 from assistants_server.backends.openai_compat import ChatCompletionsBackend, Clock
 from assistants_server.backends.router import ModelRouter, Target
-from assistants_server.chat.render import tagged_completion
+from assistants_server.chat.render import api_error, tagged_completion
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-
-
-class RateLimitError(APIError):
-    status_code = 429
-    error_type = "requests"
 
 
 class ModelNotFoundError(APIError):
@@ -64,9 +59,11 @@ async def create_chat_completion(request: Request) -> Response:
     body = await _json_body(request)
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         raise InvalidRequestError("Missing required parameter: 'messages'.", param="messages")
-    targets = _targets(request.app.state.models, body["model"])
+    models: ModelRouter = request.app.state.models
+    targets = _targets(models, body["model"])
     if body.get("tools") and targets[0].backend.config.tool_calling == "tagged":
-        return await tagged_completion(targets[0].backend, targets[0].model, body)
+        # Through the engine's path, fallbacks included: this server parses the tool calls.
+        return await tagged_completion(models, body)
     return await _relay(targets, "/chat/completions", body)
 
 
@@ -98,7 +95,7 @@ async def _relay(targets: list[Target], path: str, body: dict[str, Any]) -> Resp
             await stack.aclose()
             if exc.fallback and number < len(targets):
                 continue
-            raise _api_error(exc) from None
+            raise api_error(exc) from None
         if not body.get("stream"):
             async with stack:
                 data = b"".join([chunk async for chunk in clock.chunks(response)])
@@ -116,6 +113,7 @@ async def _stream(
     async with stack:
         try:
             async for chunk in clock.chunks(response):
+                clock.answering()  # from now on, the idle bound between chunks
                 yield chunk
         except BackendError as exc:
             error = {"error": {"message": exc.message, "type": "server_error",
@@ -135,12 +133,3 @@ def _renamed(data: bytes, public: str, backend: ChatCompletionsBackend) -> Respo
     return JSONResponse(answer)
 
 
-def _api_error(exc: BackendError) -> APIError:
-    """The backend's refusal as the client's error: its 4xx as a 400 in its own words, a
-    rate limit as 429, anything else as 502."""
-    if exc.status == 429:
-        return RateLimitError(exc.message, code="rate_limit_exceeded")
-    if exc.status is not None and 400 <= exc.status < 500:
-        return InvalidRequestError(exc.message, code="context_length_exceeded"
-                                   if exc.context_length else None)
-    return BackendUnavailableError(exc.message, code="backend_error")

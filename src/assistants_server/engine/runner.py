@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.backends.chat import (
+    ASKED_FOR,
     BackendError,
     ChatBackend,
     ChatEvent,
@@ -63,6 +64,7 @@ async def drive_run(
     runs itself (file_search) is followed by another with their outputs. `known`: the run as
     the request that queued it committed it, so that starting it needs no read."""
     # `known` serves the first attempt only: a retry (the run moved meanwhile) reads it afresh.
+    ASKED_FOR.set(f"run {run_id}")  # named in the backends' log lines
     first = [known] if known is not None else []
     blobs = services.blobs if services is not None else None
     begun = await on_fresh_state(
@@ -143,6 +145,7 @@ async def _guarded(
         async with asyncio.timeout(max(0.0, deadline - time.time())):
             return await work()
     except BackendError as exc:
+        log.warning("run %s failed while %s: %s", turn.run_id, doing, exc.message)
         error = {"code": exc.code, "message": exc.message}
         await on_fresh_state(lambda: _end(sessionmaker, turn, "failed", error))
     except TimeoutError:
