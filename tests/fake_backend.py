@@ -41,6 +41,9 @@ class Reply:
     # 200 and then an error chunk instead of an answer.
     refuse_streaming_tools: bool = False
     error_chunk: str | None = None  # an error object mid-stream, after the text
+    abort: bool = False  # the connection is dropped after the text, mid-answer
+    reasoning: list[str] = field(default_factory=list)  # reasoning_content chunks, first
+    reasoning_pause: float = 0.0  # seconds before each reasoning chunk
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -59,6 +62,9 @@ async def _stream(reply: Reply, usage_chunk: bool = True) -> AsyncIterator[str]:
     if reply.garbled:
         yield "data: {this is not json\n\n"
         return
+    for thought in reply.reasoning:
+        await asyncio.sleep(reply.reasoning_pause)
+        yield _chunk({"reasoning_content": thought})
     if reply.stamp_first:
         yield _chunk({"content": f"{time.time():.6f} "})
     for start in range(0, len(reply.text), reply.chunk_chars):
@@ -66,6 +72,8 @@ async def _stream(reply: Reply, usage_chunk: bool = True) -> AsyncIterator[str]:
     if reply.garbled_after_text:
         yield "data: {this is not json\n\n"
         return
+    if reply.abort:
+        raise ConnectionAbortedError("the fake drops the connection mid-answer")
     if reply.stall_seconds:
         await asyncio.sleep(reply.stall_seconds)
     for index, call in enumerate(reply.tool_calls):
@@ -166,7 +174,10 @@ def create_fake_backend(
         if reply.refuse_streaming_tools and body.get("tools"):
             return StreamingResponse(_refusal(), media_type="text/event-stream")
         usage_chunk = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_stream(reply, usage_chunk), media_type="text/event-stream")
+        echoed = f'"model": {json.dumps(body.get("model"))}'  # as real servers do
+        chunks = (chunk.replace('"model": "fake"', echoed)
+                  async for chunk in _stream(reply, usage_chunk))
+        return StreamingResponse(chunks, media_type="text/event-stream")
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Any:

@@ -81,7 +81,8 @@ def _profiles(settings: Settings, router: ModelRouter) -> Callable[[str], ModelP
         if backend is None:
             return ModelProfile(settings.context_window_tokens)
         return ModelProfile(backend.config.context_window or settings.context_window_tokens,
-                            vision=backend.config.vision)
+                            vision=backend.config.vision,
+                            max_completion_tokens=backend.config.max_completion_tokens)
 
     return profile
 
@@ -94,7 +95,7 @@ def _embedder(
     chosen = settings.models_config.embeddings
     if chosen is not None:
         backend = router.backends[chosen.backend]
-        return OpenAIEmbedder(backend.http, backend.config.base_url, chosen.model)
+        return OpenAIEmbedder(backend.meta, backend.config.base_url, chosen.model)
     return embedder_from(settings.embeddings_base_url, settings.embeddings_api_key,
                          settings.embeddings_model, http)
 

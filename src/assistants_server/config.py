@@ -7,6 +7,7 @@ environment, so tests can build as many differently configured apps as they like
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -210,8 +211,13 @@ class Settings(BaseSettings):
         file = load_config_file(path)
         check_settings_keys(file, [name for name in cls.model_fields
                                    if name not in ("config", "models_config")])
-        explicit: dict[str, Any] = {name: getattr(from_env, name)
-                                    for name in from_env.model_fields_set}
+        # Set in the environment, not filled in by a validator (the default database).
+        named = {key.upper() for key in os.environ}
+        explicit: dict[str, Any] = {name: getattr(from_env, name) for name in cls.model_fields
+                                    if f"ASSISTANTS_{name.upper()}" in named}
+        if file.models.backends and "backend_base_url" in explicit:
+            logging.getLogger(__name__).warning(
+                "ASSISTANTS_BACKEND_BASE_URL is ignored: %s declares backends", path)
         try:
             return cls(**{**file.settings, **explicit, "config": path,
                           "models_config": file.models})

@@ -205,3 +205,53 @@ async def test_one_connection_serves_consecutive_completions(
         await collect(backend)
     peers = fake.server.config.app.state.peers
     assert len(peers) == 3 and len(set(peers)) == 1
+
+
+async def test_a_connection_dropped_mid_answer_is_a_backend_error_saying_so(
+    backend: ChatCompletionsBackend, fake: LiveServer
+) -> None:
+    script(fake, Reply(text="partial", abort=True))
+    seen: list[ChatEvent] = []
+    with pytest.raises(BackendError) as caught:
+        async for event in backend.stream_chat(REQUEST):
+            seen.append(event)
+    assert seen == [TextDelta("part"), TextDelta("ial")]
+    assert "broke off its answer" in caught.value.message
+
+
+async def test_a_backend_that_drops_streamed_tool_answers_is_asked_without_streaming(
+    backend: ChatCompletionsBackend, fake: LiveServer
+) -> None:
+    calls = [{"id": "call_1", "name": "f", "arguments": "{}"}]
+    bodies = script(fake, Reply(abort=True), Reply(tool_calls=calls))
+    request = ChatRequest(model="fake", messages=[{"role": "user", "content": "hi"}],
+                          tools=[TOOL])
+    events = await collect(backend, request)
+    assert [e.name for e in events if isinstance(e, ToolCallDelta)] == ["f"]
+    assert [body.get("stream", False) for body in bodies] == [True, False]
+    assert backend.stream_tools is False
+
+
+async def test_reasoning_counts_as_the_model_at_work_for_the_first_token_bound(
+    fake: LiveServer
+) -> None:
+    thoughts = ["Let", " me", " think", " it", " over"]
+    script(fake, Reply(text="42", reasoning=thoughts, reasoning_pause=0.15))
+    backend = make_backend(fake, timeouts=Timeouts(first_token=0.4, idle=0.4))
+    events = await collect(backend)
+    assert TextDelta("42") in events  # 0.75 s of reasoning, no bound passed
+    await backend.aclose()
+
+
+async def test_an_answer_asked_whole_is_bounded_by_total_not_first_token(
+    fake: LiveServer
+) -> None:
+    calls = [{"id": "call_1", "name": "f", "arguments": "{}"}]
+    script(fake, Reply(tool_calls=calls, hang_seconds=0.6))
+    backend = make_backend(fake, stream_tools=False,
+                           timeouts=Timeouts(first_token=0.3, idle=0.3, total=5))
+    request = ChatRequest(model="fake", messages=[{"role": "user", "content": "hi"}],
+                          tools=[TOOL])
+    events = await collect(backend, request)
+    assert [e.name for e in events if isinstance(e, ToolCallDelta)] == ["f"]
+    await backend.aclose()

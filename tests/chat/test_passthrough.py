@@ -99,6 +99,8 @@ def test_streamed_completion_relays_the_chunks(sdk: Any, alpha: LiveServer) -> N
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
         "Sunny and warm, 24 C.")
     assert len(chunks) > 3 and bodies[-1]["stream"] is True
+    # The backend says "llama3.1:8b" in every chunk; the client sees the name it asked for.
+    assert {chunk.model for chunk in chunks} == {"gpt-4o"}
 
 
 def test_tool_calls_of_the_backend_reach_the_sdk(sdk: Any, alpha: LiveServer) -> None:

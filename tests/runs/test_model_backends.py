@@ -230,3 +230,29 @@ class TestTextOnlyBackend:
         message = sent[-1]["messages"][-1]["content"]
         assert message.startswith("Describe:\n[An image was attached here")
         assert sent[-1]["max_tokens"] == 300 and "max_completion_tokens" not in sent[-1]
+
+
+class TestSmallContextWindow:
+    @pytest.fixture
+    def settings_overrides(self, backend: LiveServer) -> dict[str, Any]:
+        return {"models_config": _config(backend, context_window=1024)}
+
+    async def test_the_prompt_leaves_room_for_the_capped_answer(
+        self, client: httpx.AsyncClient, sent: list[dict[str, Any]]
+    ) -> None:
+        from assistants_server.engine.tokens import count_message
+
+        assistant = (await client.post("/v1/assistants", json={"model": "gpt-4o"})).json()
+        thread = (await client.post("/v1/threads", json={"messages": [
+            {"role": "user", "content": f"note {n}: " + "lorem ipsum " * 20}
+            for n in range(12)]})).json()
+        created = (await client.post(f"/v1/threads/{thread['id']}/runs",
+                                     json={"assistant_id": assistant["id"]})).json()
+        run = await _wait(client, thread["id"], created["id"])
+        assert run["status"] == "completed"
+        body = sent[-1]
+        # The backend's cap (4096) would not fit a 1024-token window: half of it is asked for.
+        assert body["max_completion_tokens"] == 512
+        prompt = sum(count_message(m) for m in body["messages"])
+        assert 0 < len(body["messages"]) < 12 and prompt <= 1024 - 512 - 102
+        assert body["messages"][-1]["content"].startswith("note 11:")

@@ -11,6 +11,7 @@ backend is configured), or any name when that is empty too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import ModelRouter, is_pattern
 
 CATALOGUE_TTL = 30.0
+log = logging.getLogger(__name__)
 
 
 class ModelCatalog:
@@ -31,6 +33,7 @@ class ModelCatalog:
         self.created = created
         self._lists: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._failures: dict[str, BackendUnavailableError] = {}
 
     async def list_models(self) -> list[dict[str, Any]]:
         models = [self._model(name, route.owned_by) for route in self.router.config.models
@@ -41,7 +44,15 @@ class ModelCatalog:
         if catch_all is not None and catch_all.name == CATCH_ALL:
             listed = {model["id"] for model in models}
             backend = self.router.backends[catch_all.backend]
-            models += [m for m in await self.backend_models(backend) if m["id"] not in listed]
+            try:
+                served = await self.backend_models(backend)
+            except BackendUnavailableError:
+                if not models:
+                    raise  # nothing to list without it: say why
+                log.warning("GET /v1/models lists the named routes only: the catch-all's "
+                            "backend %s did not answer", backend.name)
+                served = []
+            models += [m for m in served if m["id"] not in listed]
         return models
 
     async def retrieve_model(self, name: str) -> dict[str, Any] | None:
@@ -81,17 +92,24 @@ class ModelCatalog:
         return {"id": name, "object": "model", "created": self.created, "owned_by": owned_by}
 
     async def backend_models(self, backend: ChatCompletionsBackend) -> list[dict[str, Any]]:
-        """The backend's own list: fetched at most every CATALOGUE_TTL seconds, and the last
-        good one when it cannot answer (a busy single-slot server answers 502 or nothing)."""
+        """The backend's own list: asked at most every CATALOGUE_TTL seconds, failures
+        included (callers never queue behind a backend that does not answer), and the last
+        good list while it cannot answer (a busy single-slot server answers 502 or nothing)."""
         lock = self._locks.setdefault(backend.name, asyncio.Lock())
         async with lock:
-            fetched, models = self._lists.get(backend.name, (0.0, []))
-            if time.monotonic() - fetched < CATALOGUE_TTL:
+            asked, models = self._lists.get(backend.name, (0.0, []))
+            failure = self._failures.get(backend.name)
+            if time.monotonic() - asked < CATALOGUE_TTL:
+                if failure is not None and not models:
+                    raise failure
                 return models
             try:
                 models = await fetch_backend_models(backend)
-            except BackendUnavailableError:
-                if backend.name in self._lists:
+                self._failures.pop(backend.name, None)
+            except BackendUnavailableError as exc:
+                self._failures[backend.name] = exc
+                self._lists[backend.name] = (time.monotonic(), models)
+                if models:
                     return models
                 raise
             self._lists[backend.name] = (time.monotonic(), models)
@@ -106,7 +124,7 @@ def _unknown(name: str, served: str) -> InvalidRequestError:
 async def fetch_backend_models(backend: ChatCompletionsBackend) -> list[dict[str, Any]]:
     url = f"{backend.config.base_url}/models"
     try:
-        response = await backend.http.get(
+        response = await backend.meta.get(
             "/models", timeout=httpx.Timeout(backend.config.timeouts.connect))
     except httpx.HTTPError as exc:
         raise BackendUnavailableError(

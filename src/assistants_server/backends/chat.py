@@ -45,6 +45,7 @@ class ModelProfile:
 
     context_window: int
     vision: bool = False
+    max_completion_tokens: int | None = None  # the backend's cap when the run sets none
 
 
 @dataclass(slots=True)

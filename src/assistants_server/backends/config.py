@@ -149,7 +149,7 @@ def from_single_backend(
         return ModelsConfig()
     backend = BackendConfig(
         name="default", base_url=base_url, api_key=api_key, context_window=context_window,
-        timeouts=Timeouts(first_token=timeout, idle=timeout),
+        timeouts=Timeouts(first_token=timeout, idle=timeout, total=max(600.0, timeout)),
         max_completion_tokens=max_completion_tokens)
     names = models or [CATCH_ALL]
     return ModelsConfig(backends=[backend], models=[

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import httpx
+
 from assistants_server.api.errors import BackendUnavailableError
 from assistants_server.backends.catalog import fetch_backend_models
 from assistants_server.backends.chat import (
@@ -89,7 +91,7 @@ async def _timed(backend: str, what: str, check: Callable[[], Awaitable[str]]) -
     started = time.monotonic()
     try:
         said, ok = await check(), True
-    except (BackendError, BackendUnavailableError, EmbeddingError) as exc:
+    except (BackendError, BackendUnavailableError, EmbeddingError, httpx.HTTPError) as exc:
         said, ok = getattr(exc, "message", str(exc)), False
     return Check(backend, what, ok, said, time.monotonic() - started)
 
@@ -119,7 +121,7 @@ async def _tool_call(backend: ChatCompletionsBackend, model: str) -> str:
 
 
 async def _embed(backend: ChatCompletionsBackend, model: str) -> str:
-    embedder = OpenAIEmbedder(backend.http, backend.config.base_url, model, attempts=1)
+    embedder = OpenAIEmbedder(backend.meta, backend.config.base_url, model, attempts=1)
     vectors = await embedder.embed(["hello"])
     return f"{vectors.shape[1]} dimensions"
 

@@ -54,10 +54,16 @@ class ChatCompletionsBackend:
             base_url=config.base_url, headers=headers,
             timeout=httpx.Timeout(None, connect=timeouts.connect, write=timeouts.connect),
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit or 64))
+        # Model lists and embeddings: outside the answers' slots (a busy single-slot server
+        # still lists its models), bounded as a first token is.
+        self.meta = httpx.AsyncClient(
+            base_url=config.base_url, headers=headers,
+            timeout=httpx.Timeout(timeouts.first_token, connect=timeouts.connect))
         self._slots = asyncio.Semaphore(limit) if limit else None
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.meta.aclose()
 
     def body(self, request: ChatRequest, model: str, *, stream: bool = True) -> dict[str, Any]:
         """The JSON body of `POST /chat/completions` for this backend."""
@@ -141,7 +147,8 @@ class ChatCompletionsBackend:
             clock = Clock(self.config, asyncio.get_running_loop())
             response = await self._open(body, model, clock)
             try:
-                async for event in stream_events(clock.chunks(response), self.name):
+                async for event in stream_events(clock.chunks(response), self.name,
+                                                 thinking=clock.answering):
                     clock.answering()
                     yield event
             finally:
@@ -150,7 +157,7 @@ class ChatCompletionsBackend:
     async def _complete(self, request: ChatRequest, model: str) -> AsyncIterator[ChatEvent]:
         body = self.body(request, model, stream=False)
         async with self._slot():
-            clock = Clock(self.config, asyncio.get_running_loop())
+            clock = Clock(self.config, asyncio.get_running_loop(), whole=True)
             response = await self._open(body, model, clock)
             try:
                 data = b"".join([chunk async for chunk in clock.chunks(response)])
@@ -168,7 +175,8 @@ class ChatCompletionsBackend:
         if path == "/chat/completions":
             body = self._relayed_body(body)
         async with self._slot():
-            clock = Clock(self.config, asyncio.get_running_loop())
+            clock = Clock(self.config, asyncio.get_running_loop(),
+                          whole=not body.get("stream"))
             response = await self._open(body, str(body.get("model")), clock, path)
             try:
                 yield response, clock
@@ -231,15 +239,20 @@ class ChatCompletionsBackend:
 
 class Clock:
     """An answer's time bounds: the first token's until it comes (retries included), then
-    `idle` between chunks, never past `total`. Each wait is bounded on its own (`bound`), never
-    across a `yield`, so a timeout only ever cancels the read it bounds."""
+    `idle` between chunks, never past `total`; an answer asked for whole (not streamed) has
+    only `total`. Each wait is bounded on its own (`bound`), never across a `yield`, so a
+    timeout only ever cancels the read it bounds. A connection that breaks mid-answer is a
+    BackendError too, saying so."""
 
-    def __init__(self, config: BackendConfig, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: BackendConfig, loop: asyncio.AbstractEventLoop, *, whole: bool = False,
+    ) -> None:
         self.config, self.loop = config, loop
         self.started = loop.time()
         self.end = self.started + config.timeouts.total
-        self.next = min(self.started + config.timeouts.first_token, self.end)
-        self.waiting_first = True
+        self.next = self.end if whole else min(
+            self.started + config.timeouts.first_token, self.end)
+        self.waiting_first = not whole
 
     def allows(self, delay: float) -> bool:
         return self.loop.time() + delay < self.next
@@ -260,6 +273,10 @@ class Clock:
                     chunk = await anext(raw)
             except StopAsyncIteration:
                 return
+            except httpx.TransportError as exc:
+                raise BackendError(
+                    "server_error", f"The model backend '{self.config.name}' broke off its "
+                    f"answer ({type(exc).__name__}: {exc or 'connection closed'}).") from exc
             if not self.waiting_first:
                 self.next = min(self.loop.time() + self.config.timeouts.idle, self.end)
             yield chunk

@@ -6,7 +6,7 @@ message says what the backend said.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -70,10 +70,14 @@ async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield pending.rstrip(b"\r")
 
 
-async def stream_events(chunks: AsyncIterator[bytes], backend: str) -> AsyncIterator[ChatEvent]:
+async def stream_events(
+    chunks: AsyncIterator[bytes], backend: str, thinking: Callable[[], None] | None = None,
+) -> AsyncIterator[ChatEvent]:
     """Parse the SSE body: `data: {chunk}` lines until `data: [DONE]`. An answer must end with
     a `finish_reason` and `[DONE]`: one without was cut short, whatever the backend's reason
-    (some interrupt a request when the next arrives), and is never taken as complete."""
+    (some interrupt a request when the next arrives), and is never taken as complete.
+    `thinking` is called for a chunk of reasoning (`reasoning_content`), which is not relayed
+    but shows the model at work."""
     done = finished = False
     async for line in _lines(chunks):
         # After [DONE], read the body to its end so httpx can pool the connection again.
@@ -93,6 +97,8 @@ async def stream_events(chunks: AsyncIterator[bytes], backend: str) -> AsyncIter
             message = _error_message(json.dumps(chunk)) or str(chunk["error"])
             raise BackendError("server_error", f"The model backend '{backend}' failed "
                                f"mid-answer: {message}", context_length=is_context_length(message))
+        if thinking is not None and _reasons(chunk):
+            thinking()
         for event in chunk_events(chunk, backend):
             finished = finished or isinstance(event, Finish)
             yield event
@@ -103,6 +109,14 @@ async def stream_events(chunks: AsyncIterator[bytes], backend: str) -> AsyncIter
         raise BackendError("server_error", f"The model backend '{backend}' ended its answer "
                            "without a finish_reason: it was cut short (a backend that serves "
                            "one request at a time may have interrupted it for another).")
+
+
+def _reasons(chunk: Any) -> bool:
+    if not isinstance(chunk, dict):
+        return False
+    return any((choice.get("delta") or {}).get("reasoning_content")
+               or (choice.get("delta") or {}).get("reasoning")
+               for choice in chunk.get("choices") or [] if isinstance(choice, dict))
 
 
 def chunk_events(chunk: Any, backend: str) -> list[ChatEvent]:

@@ -28,8 +28,9 @@ Parsed = list[TextDelta | ToolCallDelta]
 Send = Callable[[ChatRequest], AsyncIterator[ChatEvent]]
 
 _CORRECTION = (
-    "Your tool call was not valid: {reason}. Answer again, with each call as "
-    '<tool_call>{{...}}</tool_call> holding valid JSON with "name" and "arguments".'
+    "Your tool call was not valid: {reason}. Reply with only the corrected calls, each as "
+    '<tool_call>{{...}}</tool_call> holding valid JSON with "name" and "arguments", and no '
+    "other text."
 )
 # An answer that is a bare JSON call: `{`, or `[{`, optionally inside a ```json fence.
 _BARE = re.compile(r"\s*(?:```(?:json)?\s*)?(?:\[\s*)?\{", re.I)

@@ -61,7 +61,7 @@ async def create_chat_completion(request: Request) -> Response:
         raise InvalidRequestError("Missing required parameter: 'messages'.", param="messages")
     models: ModelRouter = request.app.state.models
     targets = _targets(models, body["model"])
-    if body.get("tools") and targets[0].backend.config.tool_calling == "tagged":
+    if body.get("tools") and any(t.backend.config.tool_calling == "tagged" for t in targets):
         # Through the engine's path, fallbacks included: this server parses the tool calls.
         return await tagged_completion(models, body)
     return await _relay(targets, "/chat/completions", body)
@@ -98,23 +98,33 @@ async def _relay(targets: list[Target], path: str, body: dict[str, Any]) -> Resp
             raise api_error(exc) from None
         if not body.get("stream"):
             async with stack:
-                data = b"".join([chunk async for chunk in clock.chunks(response)])
+                try:
+                    data = b"".join([chunk async for chunk in clock.chunks(response)])
+                except BackendError as exc:
+                    raise api_error(exc) from None
             return _renamed(data, public, target.backend)
-        return StreamingResponse(_stream(stack, response, clock, target.backend),
+        names = (_model_field(target.model), _model_field(public))
+        return StreamingResponse(_stream(stack, response, clock, names),
                                  media_type="text/event-stream")
     raise AssertionError("unreachable")
 
 
+def _model_field(name: str) -> bytes:
+    return b'"model":' + json.dumps(name).encode()
+
+
 async def _stream(
-    stack: contextlib.AsyncExitStack, response: Any, clock: Clock,
-    backend: ChatCompletionsBackend,
+    stack: contextlib.AsyncExitStack, response: Any, clock: Clock, names: tuple[bytes, bytes],
 ) -> AsyncIterator[bytes]:
-    """The backend's stream as it comes; a stall or a cut ends it with an error event."""
+    """The backend's stream as it comes, under the public model name; a stall or a cut ends
+    it with an error event."""
+    backend_name, public = names
+    spaced = backend_name.replace(b":", b": ", 1)
     async with stack:
         try:
             async for chunk in clock.chunks(response):
                 clock.answering()  # from now on, the idle bound between chunks
-                yield chunk
+                yield chunk.replace(backend_name, public).replace(spaced, public)
         except BackendError as exc:
             error = {"error": {"message": exc.message, "type": "server_error",
                                "param": None, "code": None}}

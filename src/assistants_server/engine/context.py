@@ -34,7 +34,7 @@ from assistants_server.tools import code_interpreter, file_search
 BATCH = 50
 # Of the window: kept free for the model's own tokenizer counting more than cl100k.
 TOKENIZER_MARGIN = 0.10
-# Kept for the reply when the run sets no max_completion_tokens: an eighth of the window,
+# Kept for the reply when neither the run nor the backend caps it: an eighth of the window,
 # within these bounds.
 REPLY_RESERVE = (256, 4096)
 # The newest messages first, as plain rows of what a chat message needs (no ORM objects to
@@ -81,12 +81,12 @@ async def build_context(
     if tools:
         fixed += count_text(json.dumps(tools))
     limit = run.truncation_strategy.get("last_messages")
-    budget = _prompt_budget(run, profile.context_window)
+    reply, max_tokens = _reply_room(run, profile, completion_used)
+    budget = profile.context_window - reply - int(profile.context_window * TOKENIZER_MARGIN)
+    if run.max_prompt_tokens is not None:
+        budget = min(budget, run.max_prompt_tokens)
     history, used, fits = await _history(session, run.thread_id, budget - fixed, limit)
     await _show_images(session, history, blobs if profile.vision else None)
-    max_tokens = None
-    if run.max_completion_tokens is not None:
-        max_tokens = max(1, run.max_completion_tokens - completion_used)
     request = ChatRequest(
         model=run.model, messages=system + history + rounds, tools=tools,
         tool_choice=_tool_choice(run, first=not rounds),
@@ -99,15 +99,22 @@ async def build_context(
                    history=(len(system), len(system) + len(history)), **found)
 
 
-def _prompt_budget(run: RunRow, window: int) -> int:
-    """Tokens the prompt may take: the window less the reply's room and the margin, or
-    `max_prompt_tokens` when that is smaller."""
-    low, high = REPLY_RESERVE
-    reserve = run.max_completion_tokens or max(low, min(high, window // 8))
-    budget = window - min(reserve, window // 2) - int(window * TOKENIZER_MARGIN)
-    if run.max_prompt_tokens is not None:
-        budget = min(budget, run.max_prompt_tokens)
-    return budget
+def _reply_room(
+    run: RunRow, profile: ModelProfile, completion_used: int
+) -> tuple[int, int | None]:
+    """The tokens kept for the answer, and the limit sent for it: what is left of the run's
+    max_completion_tokens, else the backend's cap, never more than half the window (a prompt
+    and its answer must fit it together, or the backend refuses both)."""
+    window = profile.context_window
+    if run.max_completion_tokens is not None:
+        limit: int | None = max(1, run.max_completion_tokens - completion_used)
+    else:
+        limit = profile.max_completion_tokens
+    if limit is None:
+        low, high = REPLY_RESERVE
+        return max(low, min(high, window // 8)), None
+    limit = min(limit, window // 2)
+    return limit, limit
 
 
 async def _show_images(
