@@ -292,7 +292,8 @@ async def test_a_malformed_call_is_corrected_once() -> None:
     assert correction["role"] == "user"
     assert correction["content"].startswith("Your tool call was not valid: the JSON in a "
                                             "<tool_call> block does not parse")
-    assert correction["content"].endswith('holding valid JSON with "name" and "arguments".')
+    assert correction["content"].endswith('holding valid JSON with "name" and "arguments", '
+                                          'and no other text.')
     assert send.requests[1].messages[:-2] == send.requests[0].messages
     assert text_of(events) == "Checking."  # what was shown before the bad call stays
     assert [e.name for e in events if isinstance(e, ToolCallDelta)] == ["get_weather"]
