@@ -255,3 +255,16 @@ async def test_an_answer_asked_whole_is_bounded_by_total_not_first_token(
     events = await collect(backend, request)
     assert [e.name for e in events if isinstance(e, ToolCallDelta)] == ["f"]
     await backend.aclose()
+
+
+async def test_a_named_tool_choice_becomes_that_tool_alone_where_names_are_not_taken(
+    fake: LiveServer
+) -> None:
+    other = {"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}
+    bodies = script(fake, Reply(text="ok"))
+    backend = make_backend(fake, named_tool_choice=False)
+    await collect(backend, ChatRequest(
+        model="fake", messages=[], tools=[other, TOOL],
+        tool_choice={"type": "function", "function": {"name": "f"}}))
+    assert bodies[-1]["tools"] == [TOOL] and bodies[-1]["tool_choice"] == "required"
+    await backend.aclose()

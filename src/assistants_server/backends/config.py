@@ -53,6 +53,9 @@ class BackendConfig(_Strict):
         None, description="Whether it streams answers that may call tools; None: try, and "
         "ask without streaming if it refuses.")
     vision: bool = False
+    named_tool_choice: bool = Field(
+        True, description="Whether it honours tool_choice naming a function (llama.cpp's "
+        "server takes only strings): if not, it is offered that function alone, required.")
     token_limit_parameter: TokenLimitParameter = "max_completion_tokens"
     max_completion_tokens: int | None = Field(
         4096, ge=1, description="Cap on generated tokens when the client sets none.")

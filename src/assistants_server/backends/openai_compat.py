@@ -74,6 +74,14 @@ class ChatCompletionsBackend:
             body["tools"] = request.tools
             if request.tool_choice is not None:
                 body["tool_choice"] = request.tool_choice
+            named = request.tool_choice if isinstance(request.tool_choice, dict) else None
+            if named is not None and not self.config.named_tool_choice:
+                # The same demand in the words such a server knows: only that function,
+                # which must be called.
+                wanted = (named.get("function") or {}).get("name")
+                body["tools"] = [tool for tool in request.tools
+                                 if (tool.get("function") or {}).get("name") == wanted]
+                body["tool_choice"] = "required"
             if request.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = request.parallel_tool_calls
         limit = request.max_completion_tokens or self.config.max_completion_tokens

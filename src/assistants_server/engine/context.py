@@ -217,7 +217,8 @@ async def _tool_rounds(
             found["images"] = []  # figures before a message were shown in it
             continue
         calls = [_as_chat_call(c) for c in step.step_details["tool_calls"]]
-        messages.append({"role": "assistant", "content": None, "tool_calls": [
+        # "" rather than null: llama-cpp-python's server refuses a null content (HTTP 500).
+        messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"id": c["id"], "type": "function",
              "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
         messages += [{"role": "tool", "tool_call_id": c["id"], "content": c["output"]}

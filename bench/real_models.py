@@ -1,0 +1,220 @@
+"""Real local models, end to end: SmolLM2-135M-Instruct under llama.cpp's llama-server --jinja
+(a `native` backend) and under llama-cpp-python's own server (`native` with tool choices its
+grammar enforces, and `tagged`), behind assistants-server with a configuration that maps the
+tutorials' model names to them, driven by the official SDK.
+
+It runs the README's SDK example, a function call with submit_tool_outputs_and_poll, a
+streamed answer and a file_search question on each public model, then measures time to first
+token through the server (chat completions passed through, and a streamed run) against asking
+llama-server directly with the same messages, alternated. Builds the servers first
+(tests/real/build.sh; minutes the first time). Prints a report; writes JSON to bench/results/.
+Not part of the test suite.
+
+    .venv/bin/python bench/real_models.py [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import RESULTS, ROOT, free_port  # noqa: E402
+from real_scenarios import SCENARIOS  # noqa: E402
+
+PROMPTS = ["Say hello.", "Name a colour.", "What is 2 + 2?", "Write one word.",
+           "Greet me in French."]
+
+
+def build() -> dict[str, str]:
+    """The paths tests/real/build.sh prints (it builds what is missing)."""
+    subprocess.run(["bash", str(ROOT / "tests" / "real" / "build.sh")], check=True,
+                   stdout=subprocess.DEVNULL)
+    cache = Path(os.environ.get("LLAMA_CACHE", "/work/cache/llama"))
+    pairs = (line.split("=", 1) for line in (cache / "paths.env").read_text().splitlines()
+             if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+def start(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            env=env or os.environ.copy())
+
+
+def wait_until(url: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+def configuration(llama_server: int, llama_python: int) -> str:
+    return f"""\
+backends:
+  - name: llama-server                # llama.cpp's server --jinja: parses tool calls itself
+    base_url: http://127.0.0.1:{llama_server}/v1
+    max_concurrency: 1                # started with -np 1
+    context_window: 4096
+    named_tool_choice: false          # it takes tool_choice as a string only
+    max_completion_tokens: 400
+  - name: llama-cpp-python            # its server enforces a named tool choice by grammar
+    base_url: http://127.0.0.1:{llama_python}/v1
+    max_concurrency: 1                # one model, one request at a time
+    context_window: 4096
+    token_limit_parameter: max_tokens # it ignores max_completion_tokens
+    max_completion_tokens: 400
+  - name: llama-cpp-python-tagged     # the same server; this server parses the tool calls
+    base_url: http://127.0.0.1:{llama_python}/v1
+    max_concurrency: 1
+    context_window: 4096
+    token_limit_parameter: max_tokens
+    tool_calling: tagged
+    max_completion_tokens: 400
+models:
+  - name: gpt-4o
+    aliases: [gpt-4o-mini-2024-07-18]
+    backend: llama-server
+    model: smollm2
+  - name: gpt-4o-mini
+    backend: llama-cpp-python
+    model: smollm2
+  - name: gpt-4-turbo
+    backend: llama-cpp-python-tagged
+    model: smollm2
+"""
+
+
+def first_token_ms(client: openai.OpenAI, model: str, prompt: str) -> float:
+    started = time.perf_counter()
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], stream=True,
+        max_tokens=8, temperature=0)
+    try:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                return (time.perf_counter() - started) * 1000
+    finally:
+        stream.close()
+    raise RuntimeError(f"no token for {prompt!r}")
+
+
+def run_first_delta_ms(client: openai.OpenAI, assistant_id: str, prompt: str) -> float:
+    """A streamed run on a new thread holding only `prompt`: the backend is sent the same
+    messages as a direct request (the assistant has no instructions)."""
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": prompt}])
+    started = time.perf_counter()
+    with client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id,
+                                         stream=True, temperature=0,
+                                         max_completion_tokens=256) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                elapsed = (time.perf_counter() - started) * 1000
+                for _ in stream:  # let the run finish before the next measurement
+                    pass
+                return elapsed
+    raise RuntimeError(f"no delta for {prompt!r}")
+
+
+def paired(rounds: int, direct: Any, through: Any) -> dict[str, float]:
+    """Alternated pairs on the same prompts; the median of their differences."""
+    pairs = []
+    for index in range(rounds):
+        prompt = PROMPTS[index % len(PROMPTS)]
+        first, second = (direct, through) if index % 2 else (through, direct)
+        a, b = first(prompt), second(prompt)
+        pairs.append((a, b) if first is direct else (b, a))
+    directs, throughs = [p[0] for p in pairs], [p[1] for p in pairs]
+    return {"direct_p50_ms": statistics.median(directs),
+            "through_p50_ms": statistics.median(throughs),
+            "added_p50_ms": statistics.median(t - d for d, t in pairs), "pairs": len(pairs)}
+
+
+def measure(rounds: int, direct: openai.OpenAI, server: openai.OpenAI) -> dict[str, Any]:
+    for prompt in PROMPTS:  # warm the model's cache of the prompt template
+        first_token_ms(direct, "smollm2", prompt)
+    passed = paired(rounds, lambda p: first_token_ms(direct, "smollm2", p),
+                    lambda p: first_token_ms(server, "gpt-4o", p))
+    assistant = server.beta.assistants.create(model="gpt-4o")
+    streamed = paired(rounds, lambda p: first_token_ms(direct, "smollm2", p),
+                      lambda p: run_first_delta_ms(server, assistant.id, p))
+    return {"chat_completions": passed, "streamed_run": streamed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    paths = build()
+    work = Path(tempfile.mkdtemp(prefix="real-models-"))
+    ports = {name: free_port() for name in ("llama_server", "llama_python", "server")}
+    processes = [
+        start([paths["LLAMA_SERVER"], "-m", paths["LLAMA_MODEL"], "--jinja",
+               "--chat-template-file", paths["LLAMA_QWEN_TEMPLATE"], "--alias", "smollm2",
+               "-np", "1", "-c", "4096", "--host", "127.0.0.1",
+               "--port", str(ports["llama_server"])], work / "llama-server.log"),
+        start([paths["LLAMA_VENV_PYTHON"], "-m", "llama_cpp.server", "--model",
+               paths["LLAMA_MODEL"], "--model_alias", "smollm2", "--n_ctx", "4096",
+               "--host", "127.0.0.1", "--port", str(ports["llama_python"])],
+              work / "llama-cpp-python.log"),
+    ]
+    try:
+        wait_until(f"http://127.0.0.1:{ports['llama_server']}/health")
+        wait_until(f"http://127.0.0.1:{ports['llama_python']}/v1/models")
+        config = work / "assistants.yaml"
+        config.write_text(configuration(ports["llama_server"], ports["llama_python"]))
+        env = {**os.environ, "ASSISTANTS_DATA_DIR": str(work / "data"),
+               "ASSISTANTS_PORT": str(ports["server"]), "ASSISTANTS_POLL_AFTER_MS": "100"}
+        processes.append(start([str(ROOT / ".venv" / "bin" / "assistants-server"), "--config",
+                                str(config), "serve"], work / "server.log", env))
+        wait_until(f"http://127.0.0.1:{ports['server']}/health")
+        server = openai.OpenAI(base_url=f"http://127.0.0.1:{ports['server']}/v1",
+                               api_key="anything", max_retries=0, timeout=300)
+        direct = openai.OpenAI(base_url=f"http://127.0.0.1:{ports['llama_server']}/v1",
+                               api_key="none", max_retries=0, timeout=300)
+        results: dict[str, Any] = {"scenarios": [], "machine": os.uname().nodename}
+        for model in ("gpt-4o", "gpt-4o-mini", "gpt-4-turbo"):
+            for name, scenario in SCENARIOS:
+                started = time.monotonic()
+                try:
+                    ok, detail = scenario(server, model)
+                except Exception as exc:  # a report, not a test: say what happened
+                    ok, detail = False, f"{type(exc).__name__}: {exc}"
+                seconds = time.monotonic() - started
+                results["scenarios"].append({"model": model, "scenario": name, "ok": ok,
+                                             "detail": detail, "seconds": round(seconds, 1)})
+                print(f"[{'ok  ' if ok else 'FAIL'}] {model:12} {name:34} {seconds:5.1f} s  "
+                      f"{detail[:150]}", flush=True)
+        results["first_token"] = measure(args.rounds, direct, server)
+        print(json.dumps(results["first_token"], indent=2))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"real_models-{int(time.time())}.json"
+        out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        print(f"written to {out}; logs in {work}")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
