@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RESULTS, ROOT, free_port  # noqa: E402
 from real_scenarios import SCENARIOS  # noqa: E402
 
+# Both sides ask for the same answer length (a run's max_completion_tokens is at least 256).
+ANSWER_TOKENS = 256
 PROMPTS = ["Say hello.", "Name a colour.", "What is 2 + 2?", "Write one word.",
            "Greet me in French."]
 
@@ -103,17 +105,18 @@ models:
 
 
 def first_token_ms(client: openai.OpenAI, model: str, prompt: str) -> float:
+    """Time to the first content token of a streamed chat completion; the answer is read to
+    its end (as a run's is), so each measurement starts with the model idle."""
     started = time.perf_counter()
-    stream = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": prompt}], stream=True,
-        max_tokens=8, temperature=0)
-    try:
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                return (time.perf_counter() - started) * 1000
-    finally:
-        stream.close()
-    raise RuntimeError(f"no token for {prompt!r}")
+    first = None
+    for chunk in client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}], stream=True,
+            max_tokens=ANSWER_TOKENS, temperature=0):
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = (time.perf_counter() - started) * 1000
+    if first is None:
+        raise RuntimeError(f"no token for {prompt!r}")
+    return first
 
 
 def run_first_delta_ms(client: openai.OpenAI, assistant_id: str, prompt: str) -> float:
@@ -123,28 +126,33 @@ def run_first_delta_ms(client: openai.OpenAI, assistant_id: str, prompt: str) ->
     started = time.perf_counter()
     with client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id,
                                          stream=True, temperature=0,
-                                         max_completion_tokens=256) as stream:
-        for event in stream:
-            if event.event == "thread.message.delta":
-                elapsed = (time.perf_counter() - started) * 1000
-                for _ in stream:  # let the run finish before the next measurement
-                    pass
-                return elapsed
-    raise RuntimeError(f"no delta for {prompt!r}")
+                                         max_completion_tokens=ANSWER_TOKENS) as stream:
+        first = None
+        for event in stream:  # to its end, as the direct answer is read
+            if first is None and event.event == "thread.message.delta":
+                first = (time.perf_counter() - started) * 1000
+    if first is None:
+        raise RuntimeError(f"no delta for {prompt!r}")
+    return first
 
 
 def paired(rounds: int, direct: Any, through: Any) -> dict[str, float]:
     """Alternated pairs on the same prompts; the median of their differences."""
     pairs = []
     for index in range(rounds):
+        # The same prompt on both sides, each made unique by its number so that neither finds
+        # it in the model server's prompt cache from the other's request.
         prompt = PROMPTS[index % len(PROMPTS)]
         first, second = (direct, through) if index % 2 else (through, direct)
-        a, b = first(prompt), second(prompt)
+        a, b = first(f"({2 * index}) {prompt}"), second(f"({2 * index + 1}) {prompt}")
         pairs.append((a, b) if first is direct else (b, a))
     directs, throughs = [p[0] for p in pairs], [p[1] for p in pairs]
+    added = sorted(t - d for d, t in pairs)
     return {"direct_p50_ms": statistics.median(directs),
             "through_p50_ms": statistics.median(throughs),
-            "added_p50_ms": statistics.median(t - d for d, t in pairs), "pairs": len(pairs)}
+            "added_p50_ms": statistics.median(added),
+            "added_p25_ms": added[len(added) // 4], "added_p75_ms": added[3 * len(added) // 4],
+            "pairs": len(pairs)}
 
 
 def measure(rounds: int, direct: openai.OpenAI, server: openai.OpenAI) -> dict[str, Any]:
@@ -160,7 +168,11 @@ def measure(rounds: int, direct: openai.OpenAI, server: openai.OpenAI) -> dict[s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=30, help="measured pairs per path")
+    parser.add_argument("--timing-only", action="store_true", help="skip the scenarios")
+    parser.add_argument("--model-threads", type=int, default=1,
+                        help="llama-server's threads (-t): on 2 cores, 1 leaves one to the "
+                        "server and the client, as a model on its own machine or GPU would")
     args = parser.parse_args()
     paths = build()
     work = Path(tempfile.mkdtemp(prefix="real-models-"))
@@ -168,7 +180,7 @@ def main() -> int:
     processes = [
         start([paths["LLAMA_SERVER"], "-m", paths["LLAMA_MODEL"], "--jinja",
                "--chat-template-file", paths["LLAMA_QWEN_TEMPLATE"], "--alias", "smollm2",
-               "-np", "1", "-c", "4096", "--host", "127.0.0.1",
+               "-np", "1", "-c", "4096", "-t", str(args.model_threads), "--host", "127.0.0.1",
                "--port", str(ports["llama_server"])], work / "llama-server.log"),
         start([paths["LLAMA_VENV_PYTHON"], "-m", "llama_cpp.server", "--model",
                paths["LLAMA_MODEL"], "--model_alias", "smollm2", "--n_ctx", "4096",
@@ -190,7 +202,7 @@ def main() -> int:
         direct = openai.OpenAI(base_url=f"http://127.0.0.1:{ports['llama_server']}/v1",
                                api_key="none", max_retries=0, timeout=300)
         results: dict[str, Any] = {"scenarios": [], "machine": os.uname().nodename}
-        for model in ("gpt-4o", "gpt-4o-mini", "gpt-4-turbo"):
+        for model in () if args.timing_only else ("gpt-4o", "gpt-4o-mini", "gpt-4-turbo"):
             for name, scenario in SCENARIOS:
                 started = time.monotonic()
                 try:

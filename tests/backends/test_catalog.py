@@ -79,3 +79,15 @@ async def test_a_name_outside_every_route_is_refused_naming_the_served_ones(
         "The requested model 'gpt-3.5-turbo' does not exist. This server serves: gpt-4o, "
         "gpt-4o-mini (see GET /v1/models).")
     await catalog.router.aclose()
+
+
+async def test_a_backend_that_lists_no_models_refuses_no_name() -> None:
+    from tests.conftest import LiveServer
+    from tests.fake_backend import create_fake_backend
+
+    with LiveServer(create_fake_backend([])) as fake:
+        backend = BackendConfig(name="quiet", base_url=fake.url + "/v1")
+        catalog = ModelCatalog(ModelRouter.from_config(ModelsConfig(
+            backends=[backend], models=[ModelRoute(name="*", backend="quiet")])), [], 0)
+        await catalog.check_model("gpt-4o")  # an empty list tells nothing: accepted
+        await catalog.router.aclose()

@@ -80,7 +80,7 @@ class ModelCatalog:
                 self.router.backends[route.backend])]
         except BackendUnavailableError:
             return  # cannot tell now: the run will say what the backend answers
-        if name not in served:
+        if served and name not in served:  # an empty list tells nothing
             raise _unknown(name, f"Its backend '{route.backend}' serves: {', '.join(served)}; "
                            "map the name to one of them under `models:` in the configuration "
                            "file")
