@@ -136,6 +136,40 @@ def run_first_delta_ms(client: openai.OpenAI, assistant_id: str, prompt: str) ->
     return first
 
 
+def http_first_token_ms(http: httpx.Client, prompt: str) -> float:
+    """The same, over plain HTTP: the time to the first `data:` line with content, without
+    the SDK's parsing of each chunk."""
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": prompt}],
+            "stream": True, "max_tokens": ANSWER_TOKENS, "temperature": 0}
+    started = time.perf_counter()
+    first = None
+    with http.stream("POST", "/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if first is None and line.startswith("data:") and '"content":"' in \
+                    line.replace(" ", "") and '"content":""' not in line.replace(" ", ""):
+                first = (time.perf_counter() - started) * 1000
+    if first is None:
+        raise RuntimeError(f"no token for {prompt!r}")
+    return first
+
+
+def http_run_first_delta_ms(http: httpx.Client, assistant_id: str, prompt: str) -> float:
+    """A streamed run over plain HTTP: the time to its first `thread.message.delta` line,
+    without the SDK's parsing of the six events before it."""
+    thread = http.post("/threads", json={"messages": [{"role": "user", "content": prompt}]})
+    body = {"assistant_id": assistant_id, "stream": True, "temperature": 0,
+            "max_completion_tokens": ANSWER_TOKENS}
+    started = time.perf_counter()
+    first = None
+    with http.stream("POST", f"/threads/{thread.json()['id']}/runs", json=body) as response:
+        for line in response.iter_lines():
+            if first is None and line == "event: thread.message.delta":
+                first = (time.perf_counter() - started) * 1000
+    if first is None:
+        raise RuntimeError(f"no delta for {prompt!r}")
+    return first
+
+
 def paired(rounds: int, direct: Any, through: Any) -> dict[str, float]:
     """Alternated pairs on the same prompts; the median of their differences."""
     pairs = []
@@ -163,7 +197,12 @@ def measure(rounds: int, direct: openai.OpenAI, server: openai.OpenAI) -> dict[s
     assistant = server.beta.assistants.create(model="gpt-4o")
     streamed = paired(rounds, lambda p: first_token_ms(direct, "smollm2", p),
                       lambda p: run_first_delta_ms(server, assistant.id, p))
-    return {"chat_completions": passed, "streamed_run": streamed}
+    model_http = httpx.Client(base_url=str(direct.base_url), timeout=300)
+    server_http = httpx.Client(base_url=str(server.base_url), timeout=300,
+                               headers={"OpenAI-Beta": "assistants=v2"})
+    raw = paired(rounds, lambda p: http_first_token_ms(model_http, p),
+                 lambda p: http_run_first_delta_ms(server_http, assistant.id, p))
+    return {"chat_completions": passed, "streamed_run": streamed, "streamed_run_http": raw}
 
 
 def main() -> int:
