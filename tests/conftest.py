@@ -148,3 +148,21 @@ def sdk(live_server: LiveServer) -> Any:
     import openai
 
     return openai.OpenAI(base_url=live_server.url + "/v1", api_key="sk-test", max_retries=0)
+
+
+@pytest.fixture
+def alpha() -> Iterator[LiveServer]:
+    """A fake model backend serving `llama3.1:8b` (one of two, for routing and fallbacks)."""
+    from tests.fake_backend import create_fake_backend
+
+    with LiveServer(create_fake_backend(["llama3.1:8b"])) as server:
+        yield server
+
+
+@pytest.fixture
+def beta() -> Iterator[LiveServer]:
+    """A second fake model backend, serving `qwen2.5:72b`."""
+    from tests.fake_backend import create_fake_backend
+
+    with LiveServer(create_fake_backend(["qwen2.5:72b"])) as server:
+        yield server

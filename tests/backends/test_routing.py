@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,25 +30,13 @@ from assistants_server.backends.config import (
 from assistants_server.backends.openai_compat import IMAGE_PLACEHOLDER
 from assistants_server.backends.router import ModelRouter
 from tests.conftest import LiveServer
-from tests.fake_backend import Reply, create_fake_backend
+from tests.fake_backend import Reply
 
 DEAD = "http://127.0.0.1:9/v1"
 USER = {"role": "user", "content": "hi"}
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object",
                                           "properties": {"city": {"type": "string"}}}}}
-
-
-@pytest.fixture
-def alpha() -> Iterator[LiveServer]:
-    with LiveServer(create_fake_backend(["llama3.1:8b"])) as server:
-        yield server
-
-
-@pytest.fixture
-def beta() -> Iterator[LiveServer]:
-    with LiveServer(create_fake_backend(["qwen2.5:72b"])) as server:
-        yield server
 
 
 def script(fake: LiveServer, *replies: Reply) -> list[dict[str, Any]]:

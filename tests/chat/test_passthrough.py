@@ -5,7 +5,6 @@ backend's refusals in OpenAI's error shapes; a tagged backend's calls come back 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -21,7 +20,7 @@ from assistants_server.backends.config import (
 )
 from tests.conftest import LiveServer
 from tests.contract.sdk_errors import server_message
-from tests.fake_backend import Reply, create_fake_backend
+from tests.fake_backend import Reply
 
 USER = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER = {"type": "function", "function": {
@@ -35,18 +34,6 @@ TAGGED = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</to
 @pytest.fixture
 def database() -> str:
     return "sqlite"  # the pass-through never touches the database
-
-
-@pytest.fixture
-def alpha() -> Iterator[LiveServer]:
-    with LiveServer(create_fake_backend(["llama3.1:8b"])) as server:
-        yield server
-
-
-@pytest.fixture
-def beta() -> Iterator[LiveServer]:
-    with LiveServer(create_fake_backend(["qwen2.5:72b"])) as server:
-        yield server
 
 
 @pytest.fixture
