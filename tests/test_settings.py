@@ -71,3 +71,12 @@ def test_without_a_file_the_backend_variables_make_one_backend_for_every_name(
     assert backend.base_url == "http://localhost:11434/v1"
     assert (backend.timeouts.first_token, backend.timeouts.total) == (900, 900)
     assert [route.name for route in settings.models_config.models] == ["*"]
+
+
+def test_an_empty_variable_does_not_override_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _file(tmp_path, "api_keys: [sk-team-a]\nhost: 0.0.0.0\n")
+    monkeypatch.setenv("ASSISTANTS_API_KEYS", "")
+    settings = Settings.load(config)
+    assert settings.api_keys == ["sk-team-a"]

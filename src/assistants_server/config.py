@@ -211,8 +211,9 @@ class Settings(BaseSettings):
         file = load_config_file(path)
         check_settings_keys(file, [name for name in cls.model_fields
                                    if name not in ("config", "models_config")])
-        # Set in the environment, not filled in by a validator (the default database).
-        named = {key.upper() for key in os.environ}
+        # Set in the environment (an empty value is not a setting), not filled in by a
+        # validator (the default database).
+        named = {key.upper() for key, value in os.environ.items() if value != ""}
         explicit: dict[str, Any] = {name: getattr(from_env, name) for name in cls.model_fields
                                     if f"ASSISTANTS_{name.upper()}" in named}
         if file.models.backends and "backend_base_url" in explicit:

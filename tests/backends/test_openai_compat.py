@@ -268,3 +268,25 @@ async def test_a_named_tool_choice_becomes_that_tool_alone_where_names_are_not_t
         tool_choice={"type": "function", "function": {"name": "f"}}))
     assert bodies[-1]["tools"] == [TOOL] and bodies[-1]["tool_choice"] == "required"
     await backend.aclose()
+
+
+async def test_answers_are_asked_uncompressed(backend: ChatCompletionsBackend, fake: LiveServer
+                                              ) -> None:
+    script(fake, Reply(text="ok"))
+    await collect(backend)
+    assert fake.server.config.app.state.requests[-1]["accept-encoding"] == "identity"
+
+
+@pytest.mark.parametrize("failure", [Reply(status=400), Reply(text="late", hang_seconds=2)])
+async def test_only_a_broken_stream_is_asked_again_without_streaming(
+    fake: LiveServer, failure: Reply
+) -> None:
+    bodies = script(fake, failure, Reply(text="never"))
+    backend = make_backend(fake, retries=0, timeouts=Timeouts(first_token=0.5, idle=5))
+    request = ChatRequest(model="fake", messages=[{"role": "user", "content": "hi"}],
+                          tools=[TOOL])
+    with pytest.raises(BackendError):
+        await collect(backend, request)
+    # A refusal or a timeout would only be repeated (or queued twice at a busy backend).
+    assert len(bodies) == 1 and backend.stream_tools is None
+    await backend.aclose()

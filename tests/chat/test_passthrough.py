@@ -46,6 +46,7 @@ def settings_overrides(alpha: LiveServer, beta: LiveServer) -> dict[str, Any]:
         backends=[on("alpha", alpha), on("beta", beta, token_limit_parameter="max_tokens"),
                   on("dead", None), on("tagger", alpha, tool_calling="tagged"),
                   on("patient", alpha, timeouts=Timeouts(first_token=1.0, idle=5.0)),
+                  on("hesitant", alpha, timeouts=Timeouts(first_token=5.0, idle=0.5)),
                   on("dead-tagger", None, tool_calling="tagged"),
                   on("chatty", alpha)],
         models=[ModelRoute(name="gpt-4o", aliases=["gpt-4o-latest"], backend="alpha",
@@ -57,6 +58,7 @@ def settings_overrides(alpha: LiveServer, beta: LiveServer) -> dict[str, Any]:
                 ModelRoute(name="hermes-resilient", backend="dead-tagger",
                            fallbacks=[Target(backend="tagger", model="hermes-3")]),
                 ModelRoute(name="slow-writer", backend="patient"),
+                ModelRoute(name="slow-starter", backend="hesitant"),
                 ModelRoute(name="chat-only", backend="chatty"),
                 ModelRoute(name="embed-large", backend="alpha", model="bge-m3")],
         embeddings=EmbeddingsConfig(backend="beta", model="nomic-embed-text"))}
@@ -154,6 +156,14 @@ def test_streamed_answer_may_take_longer_than_the_first_token_bound(
         "Sunny, 24 C.")
 
 
+def test_the_idle_bound_starts_with_the_first_token_not_the_role_chunk(
+    sdk: Any, alpha: LiveServer
+) -> None:
+    script(alpha, Reply(text="Sunny.", hang_seconds=1.0))  # 1 s after the role chunk
+    stream = sdk.chat.completions.create(model="slow-starter", messages=USER, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Sunny."
+
+
 def test_openai_embedding_model_goes_to_the_configured_embeddings_backend(
     sdk: Any, alpha: LiveServer, beta: LiveServer
 ) -> None:
@@ -227,6 +237,7 @@ def test_tagged_backend_streams_a_structured_tool_call(sdk: Any, alpha: LiveServ
 def test_models_list_shows_names_and_aliases_but_not_patterns(sdk: Any) -> None:
     assert [model.id for model in sdk.models.list()] == [
         "gpt-4o", "gpt-4o-latest", "resilient", "hermes", "hermes-resilient", "slow-writer",
+        "slow-starter",
         "chat-only", "embed-large"]
 
 

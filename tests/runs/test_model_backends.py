@@ -244,15 +244,30 @@ class TestSmallContextWindow:
 
         assistant = (await client.post("/v1/assistants", json={"model": "gpt-4o"})).json()
         thread = (await client.post("/v1/threads", json={"messages": [
-            {"role": "user", "content": f"note {n}: " + "lorem ipsum " * 20}
+            {"role": "user", "content": f"note {n}: " + "lorem ipsum " * 30}
             for n in range(12)]})).json()
         created = (await client.post(f"/v1/threads/{thread['id']}/runs",
                                      json={"assistant_id": assistant["id"]})).json()
         run = await _wait(client, thread["id"], created["id"])
         assert run["status"] == "completed"
         body = sent[-1]
-        # The backend's cap (4096) would not fit a 1024-token window: half of it is asked for.
-        assert body["max_completion_tokens"] == 512
+        # The backend's cap (4096) would not fit a 1024-token window: a quarter is asked for.
+        assert body["max_completion_tokens"] == 256
         prompt = sum(count_message(m) for m in body["messages"])
-        assert 0 < len(body["messages"]) < 12 and prompt <= 1024 - 512 - 102
+        assert 0 < len(body["messages"]) < 12 and prompt <= 1024 - 256 - 102
         assert body["messages"][-1]["content"].startswith("note 11:")
+
+
+class TestWindowTooSmallForTheTurn:
+    @pytest.fixture
+    def settings_overrides(self, backend: LiveServer) -> dict[str, Any]:
+        return {"models_config": _config(backend, context_window=256)}
+
+    async def test_the_run_fails_saying_the_window_is_too_small(
+        self, client: httpx.AsyncClient, sent: list[dict[str, Any]]
+    ) -> None:
+        _, run = await _run(client, tools=[WEATHER, {"type": "file_search"}],
+                            content="word " * 100)
+        assert run["status"] == "failed" and sent == []
+        assert run["last_error"]["code"] == "invalid_prompt"
+        assert "does not fit the model's context window" in run["last_error"]["message"]

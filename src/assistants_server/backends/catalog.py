@@ -97,7 +97,7 @@ class ModelCatalog:
         good list while it cannot answer (a busy single-slot server answers 502 or nothing)."""
         lock = self._locks.setdefault(backend.name, asyncio.Lock())
         async with lock:
-            asked, models = self._lists.get(backend.name, (0.0, []))
+            asked, models = self._lists.get(backend.name, (-CATALOGUE_TTL, []))
             failure = self._failures.get(backend.name)
             if time.monotonic() - asked < CATALOGUE_TTL:
                 if failure is not None and not models:

@@ -89,7 +89,7 @@ class BackendError(Exception):
 
     def __init__(
         self, code: ErrorCode, message: str, *, fallback: bool = False,
-        context_length: bool = False, status: int | None = None,
+        context_length: bool = False, status: int | None = None, cut: bool = False,
     ) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
@@ -97,6 +97,7 @@ class BackendError(Exception):
         self.fallback = fallback
         self.context_length = context_length
         self.status = status
+        self.cut = cut  # the backend began its answer (HTTP 200) and broke it off
 
 
 class ChatBackend(Protocol):

@@ -46,7 +46,8 @@ class ChatCompletionsBackend:
         self.stream_tools = config.stream_tools
         timeouts = config.timeouts
         limit = config.max_concurrency
-        headers = dict(config.headers)
+        # Streams are read byte for byte: asked uncompressed (an operator's header wins).
+        headers = {"Accept-Encoding": "identity", **config.headers}
         if (key := config.resolved_api_key()) is not None:
             headers["Authorization"] = f"Bearer {key}"
         # Reads are bounded by the first-token and idle clocks of `_clock`, not by httpx.
@@ -135,7 +136,9 @@ class ChatCompletionsBackend:
                 relayed = True
                 yield event
         except BackendError as exc:
-            if relayed or not tools or self.stream_tools is not None or exc.fallback or \
+            # Only an answer begun and broken off says "cannot stream this"; a refusal or a
+            # timeout would be repeated, or piled on a busy backend, for nothing.
+            if relayed or not tools or self.stream_tools is not None or not exc.cut or \
                     exc.context_length:
                 raise
             events = [event async for event in self._complete(request, model)]
@@ -182,10 +185,13 @@ class ChatCompletionsBackend:
         time bounds: the open 200 response and the clock that bounds its reads."""
         if path == "/chat/completions":
             body = self._relayed_body(body)
-        async with self._slot():
+        # Embeddings go outside the answers' slots, as the engine's own do.
+        slot = self._slot() if path == "/chat/completions" else contextlib.nullcontext()
+        client = self.http if path == "/chat/completions" else self.meta
+        async with slot:
             clock = Clock(self.config, asyncio.get_running_loop(),
                           whole=not body.get("stream"))
-            response = await self._open(body, str(body.get("model")), clock, path)
+            response = await self._open(body, str(body.get("model")), clock, path, client)
             try:
                 yield response, clock
             finally:
@@ -201,6 +207,12 @@ class ChatCompletionsBackend:
             body[self.config.token_limit_parameter] = body.pop(name)
         if isinstance(body.get("messages"), list):
             body["messages"] = self._messages(body["messages"])
+        named = body.get("tool_choice")
+        if isinstance(named, dict) and body.get("tools") and not self.config.named_tool_choice:
+            wanted = (named.get("function") or {}).get("name")
+            body["tools"] = [tool for tool in body["tools"]
+                             if (tool.get("function") or {}).get("name") == wanted]
+            body["tool_choice"] = "required"
         return body
 
     def _slot(self) -> asyncio.Semaphore | contextlib.nullcontext[None]:
@@ -208,13 +220,15 @@ class ChatCompletionsBackend:
 
     async def _open(
         self, body: dict[str, Any], model: str, clock: Clock, path: str = "/chat/completions",
+        client: httpx.AsyncClient | None = None,
     ) -> httpx.Response:
         """The response to `body` once it answered 200, retrying what may be retried."""
         for attempt in range(self.config.retries + 1):
             try:
                 async with clock.bound():
-                    response = await self.http.send(
-                        self.http.build_request("POST", path, json=body),
+                    http = client or self.http
+                    response = await http.send(
+                        http.build_request("POST", path, json=body),
                         stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 failure = BackendError(
@@ -261,6 +275,7 @@ class Clock:
         self.next = self.end if whole else min(
             self.started + config.timeouts.first_token, self.end)
         self.waiting_first = not whole
+        self.whole = whole
 
     def allows(self, delay: float) -> bool:
         return self.loop.time() + delay < self.next
@@ -274,7 +289,9 @@ class Clock:
             raise self._expired() from exc
 
     async def chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        raw = response.aiter_raw()
+        # A stream is read as sent (asked uncompressed); a whole answer decoded, whatever a
+        # proxy on the way did to it.
+        raw = response.aiter_bytes() if self.whole else response.aiter_raw()
         while True:
             try:  # `bound()` inlined: this runs once per chunk of every answer
                 async with asyncio.timeout_at(self.next):
@@ -286,7 +303,8 @@ class Clock:
             except httpx.TransportError as exc:
                 raise BackendError(
                     "server_error", f"The model backend '{self.config.name}' broke off its "
-                    f"answer ({type(exc).__name__}: {exc or 'connection closed'}).") from exc
+                    f"answer ({type(exc).__name__}: {exc or 'connection closed'}).",
+                    cut=True) from exc
             if not self.waiting_first:
                 self.next = min(self.loop.time() + self.config.timeouts.idle, self.end)
             yield chunk

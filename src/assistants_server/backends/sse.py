@@ -96,7 +96,8 @@ async def stream_events(
         if isinstance(chunk, dict) and "error" in chunk:
             message = _error_message(json.dumps(chunk)) or str(chunk["error"])
             raise BackendError("server_error", f"The model backend '{backend}' failed "
-                               f"mid-answer: {message}", context_length=is_context_length(message))
+                               f"mid-answer: {message}", context_length=is_context_length(message),
+                               cut=True)
         if thinking is not None and _reasons(chunk):
             thinking()
         for event in chunk_events(chunk, backend):
@@ -104,7 +105,7 @@ async def stream_events(
             yield event
     if not done:
         raise BackendError("server_error", f"The model backend '{backend}' closed the stream "
-                           "before [DONE]: the answer was cut short.")
+                           "before [DONE]: the answer was cut short.", cut=True)
     if not finished:
         raise BackendError("server_error", f"The model backend '{backend}' ended its answer "
                            "without a finish_reason: it was cut short (a backend that serves "

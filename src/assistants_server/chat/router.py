@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +26,8 @@ from assistants_server.backends.router import ModelRouter, Target
 from assistants_server.chat.render import api_error, tagged_completion
 
 router = APIRouter(prefix="/v1", tags=["chat"])
+# A chunk that carries some of the answer (not the role alone, nor a keep-alive).
+_ANSWERING = re.compile(rb'"(?:content|reasoning_content|arguments)"\s*:\s*"[^"]')
 
 
 class ModelNotFoundError(APIError):
@@ -123,7 +126,8 @@ async def _stream(
     async with stack:
         try:
             async for chunk in clock.chunks(response):
-                clock.answering()  # from now on, the idle bound between chunks
+                if _ANSWERING.search(chunk):  # from the first token on, the idle bound
+                    clock.answering()
                 yield chunk.replace(backend_name, public).replace(spaced, public)
         except BackendError as exc:
             error = {"error": {"message": exc.message, "type": "server_error",

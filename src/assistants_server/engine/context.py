@@ -103,17 +103,18 @@ def _reply_room(
     run: RunRow, profile: ModelProfile, completion_used: int
 ) -> tuple[int, int | None]:
     """The tokens kept for the answer, and the limit sent for it: what is left of the run's
-    max_completion_tokens, else the backend's cap, never more than half the window (a prompt
-    and its answer must fit it together, or the backend refuses both)."""
+    max_completion_tokens (at most half the window), else the backend's cap (at most a
+    quarter): a prompt and its answer must fit the window together, or the backend refuses
+    both."""
     window = profile.context_window
     if run.max_completion_tokens is not None:
-        limit: int | None = max(1, run.max_completion_tokens - completion_used)
-    else:
-        limit = profile.max_completion_tokens
-    if limit is None:
+        limit = max(1, run.max_completion_tokens - completion_used)
+        return min(limit, window // 2), min(limit, window // 2)
+    if profile.max_completion_tokens is None:
         low, high = REPLY_RESERVE
         return max(low, min(high, window // 8)), None
-    limit = min(limit, window // 2)
+    # The backend's own cap: a quarter of the window at most, the rest for the thread.
+    limit = min(profile.max_completion_tokens, window // 4)
     return limit, limit
 
 

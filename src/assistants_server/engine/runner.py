@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Profiles = Callable[[str], ModelProfile]  # what the model behind a public name can take
 FAULT = {"code": "server_error", "message": "The server had an error while processing this run."}
+TOO_LONG = {"code": "invalid_prompt", "message": "The newest message of the thread, with the "
+            "instructions and tools, does not fit the model's context window (leaving room "
+            "for the answer): shorten them, or raise the backend's context_window."}
 # Server tool rounds one run may take before it is stopped (a model calling tools forever).
 MAX_ROUNDS = 10
 
@@ -252,8 +255,11 @@ async def _begin(
         context = await build_context(session, run, profiles(run.model), completion_used,
                                       blobs)
         if not context.fits:
-            await end_run(session, run, "incomplete", now, outbox,
-                          incomplete_reason="max_prompt_tokens")
+            if run.max_prompt_tokens is not None:
+                await end_run(session, run, "incomplete", now, outbox,
+                              incomplete_reason="max_prompt_tokens")
+            else:  # not the client's limit: the model's window is too small for this turn
+                await end_run(session, run, "failed", now, outbox, last_error=TOO_LONG)
             await session.commit()
             await outbox.publish()
             return None
