@@ -75,14 +75,7 @@ class ChatCompletionsBackend:
             body["tools"] = request.tools
             if request.tool_choice is not None:
                 body["tool_choice"] = request.tool_choice
-            named = request.tool_choice if isinstance(request.tool_choice, dict) else None
-            if named is not None and not self.config.named_tool_choice:
-                # The same demand in the words such a server knows: only that function,
-                # which must be called.
-                wanted = (named.get("function") or {}).get("name")
-                body["tools"] = [tool for tool in request.tools
-                                 if (tool.get("function") or {}).get("name") == wanted]
-                body["tool_choice"] = "required"
+            self._map_named_choice(body)
             if request.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = request.parallel_tool_calls
         limit = request.max_completion_tokens or self.config.max_completion_tokens
@@ -207,13 +200,18 @@ class ChatCompletionsBackend:
             body[self.config.token_limit_parameter] = body.pop(name)
         if isinstance(body.get("messages"), list):
             body["messages"] = self._messages(body["messages"])
+        self._map_named_choice(body)
+        return body
+
+    def _map_named_choice(self, body: dict[str, Any]) -> None:
+        """A tool_choice naming a function, for a server that takes only strings: the same
+        demand in words it knows, that function alone and `required`."""
         named = body.get("tool_choice")
         if isinstance(named, dict) and body.get("tools") and not self.config.named_tool_choice:
             wanted = (named.get("function") or {}).get("name")
             body["tools"] = [tool for tool in body["tools"]
                              if (tool.get("function") or {}).get("name") == wanted]
             body["tool_choice"] = "required"
-        return body
 
     def _slot(self) -> asyncio.Semaphore | contextlib.nullcontext[None]:
         return self._slots or contextlib.nullcontext()
