@@ -21,7 +21,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from assistants_server.api.errors import APIError, BackendUnavailableError, InvalidRequestError
 from assistants_server.backends.chat import BackendError
-from assistants_server.backends.openai_compat import ChatCompletionsBackend, Clock
+from assistants_server.backends.clock import Clock
+from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import ModelRouter, Target
 from assistants_server.chat.render import api_error, tagged_completion
 
