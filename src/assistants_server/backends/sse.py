@@ -98,7 +98,8 @@ async def stream_events(
             raise BackendError("server_error", f"The model backend '{backend}' failed "
                                f"mid-answer: {message}", context_length=is_context_length(message),
                                cut=True)
-        if thinking is not None and _reasons(chunk):
+        # A cheap look at the bytes first: this runs for every chunk of every answer.
+        if thinking is not None and b'"reasoning' in data and _reasons(chunk):
             thinking()
         for event in chunk_events(chunk, backend):
             finished = finished or isinstance(event, Finish)

@@ -11,7 +11,12 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from assistants_server.api.errors import APIError, BackendUnavailableError, InvalidRequestError
+from assistants_server.api.errors import (
+    APIError,
+    BackendUnavailableError,
+    InvalidRequestError,
+    error_body,
+)
 from assistants_server.backends.chat import (
     BackendError,
     ChatEvent,
@@ -119,9 +124,7 @@ async def _chunks(
             elif usage:
                 yield frame.usage(event)
     except BackendError as exc:
-        error = {"error": {"message": exc.message, "type": "server_error", "param": None,
-                           "code": None}}
-        yield f"data: {json.dumps(error)}\n\n".encode()
+        yield error_chunk(exc)
         return
     yield b"data: [DONE]\n\n"
 
@@ -133,6 +136,11 @@ async def _prepend(
         yield first
     async for event in events:
         yield event
+
+
+def error_chunk(exc: BackendError) -> bytes:
+    """A failure after the stream began, as OpenAI sends one: a `data:` line with the error."""
+    return f"data: {json.dumps(error_body(exc.message, 'server_error'))}\n\n".encode()
 
 
 def _usage(usage: Usage) -> dict[str, int]:

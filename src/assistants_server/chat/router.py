@@ -24,7 +24,7 @@ from assistants_server.backends.chat import BackendError
 from assistants_server.backends.clock import Clock
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import ModelRouter, Target
-from assistants_server.chat.render import api_error, tagged_completion
+from assistants_server.chat.render import api_error, error_chunk, tagged_completion
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 # A chunk that carries some of the answer (not the role alone, nor a keep-alive).
@@ -127,13 +127,12 @@ async def _stream(
     async with stack:
         try:
             async for chunk in clock.chunks(response):
-                if _ANSWERING.search(chunk):  # from the first token on, the idle bound
+                # From the first token on, the idle bound (searched for until then only).
+                if clock.waiting_first and _ANSWERING.search(chunk):
                     clock.answering()
                 yield chunk.replace(backend_name, public).replace(spaced, public)
         except BackendError as exc:
-            error = {"error": {"message": exc.message, "type": "server_error",
-                               "param": None, "code": None}}
-            yield f"data: {json.dumps(error)}\n\n".encode()
+            yield error_chunk(exc)
 
 
 def _renamed(data: bytes, public: str, backend: ChatCompletionsBackend) -> Response:
