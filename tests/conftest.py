@@ -16,7 +16,6 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from assistants_server.api.protocol import CoalescingHttpToolsProtocol
 from assistants_server.app import create_app
 from assistants_server.config import Settings
 from assistants_server.db.migrate import run_blocking, upgrade_to_head
@@ -108,13 +107,11 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 class LiveServer:
-    """A uvicorn server on a loopback port, in a background thread, with the HTTP protocol
-    `assistants-server serve` uses."""
+    """A uvicorn server on a loopback port, in a background thread."""
 
     def __init__(self, app: FastAPI) -> None:
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                           http=CoalescingHttpToolsProtocol)
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

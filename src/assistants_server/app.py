@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -46,7 +45,6 @@ from assistants_server.vector_stores.router import router as vector_stores_route
 from assistants_server.vector_stores.service import forget_file
 
 log = logging.getLogger("assistants_server")
-GC_YOUNG_THRESHOLD = 50_000
 
 
 async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
@@ -118,23 +116,6 @@ async def _announce_models(catalog: ModelCatalog) -> None:
                     "ASSISTANTS_BACKEND_BASE_URL or a configuration file's backends)")
 
 
-@contextmanager
-def _tuned_gc() -> Iterator[None]:
-    """Fewer, cheaper garbage collections while serving: what was loaded at start (the
-    tokenizer, the models' schemas) is moved out of the collector's sight, and the youngest
-    generation is collected every 50,000 allocations instead of 700. Every request and run
-    allocates thousands of short-lived objects; the default collected several times per run,
-    12-20% of the server's CPU per run measured. Undone at shutdown."""
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.load()
     settings.configure_logging()
@@ -188,8 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if executor is not None and isinstance(bus, RedisEventBus):
                 wakeups = asyncio.create_task(bus.on_wake(executor.notify))
             try:
-                with _tuned_gc():
-                    yield
+                yield
             finally:
                 if wakeups is not None:
                     wakeups.cancel()

@@ -90,7 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from assistants_server.api.protocol import CoalescingHttpToolsProtocol
     from assistants_server.app import create_app
 
     host = settings.listen_host
@@ -104,12 +103,10 @@ def _serve(settings: Settings) -> int:
                         "can reach this address can use it. Set ASSISTANTS_API_KEYS.", host)
     log.info("serving the Assistants API at http://%s:%d/v1 with %d process(es)", host,
              settings.port, settings.workers)
-    # uvloop and httptools (uvicorn[standard]): a faster event loop and parser; a response's
-    # head goes out with its body (api/protocol.py).
+    # uvloop and httptools (uvicorn[standard]): a faster event loop and parser.
     options: dict[str, Any] = {
         "host": host, "port": settings.port, "log_level": settings.log_level.lower(),
-        "proxy_headers": True, "access_log": settings.access_log,
-        "http": CoalescingHttpToolsProtocol}
+        "proxy_headers": True, "access_log": settings.access_log}
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)
         return 0

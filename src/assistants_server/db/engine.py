@@ -1,18 +1,19 @@
 """The async engine and session factory, tuned per database.
 
-SQLite runs in WAL mode, so readers never block the writer, through the inline driver
-(sqlite_inline.py: statements on the event loop, writers queued in-process); PostgreSQL gets a
-connection pool and, when configured, its own schema on the search_path.
+SQLite runs in WAL mode, so readers never block the writer, through aiosqlite: every statement
+runs on the connection's own thread, so a slow one (a search of a large store, a checkpoint)
+never stalls the event loop, and a writer waits for another in SQLite's busy handler, on that
+thread too. PostgreSQL gets a connection pool and, when configured, its own schema on the
+search_path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from functools import partial
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,9 +23,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from assistants_server.config import Settings
-from assistants_server.db import sqlite_inline
 
-SQLITE_POOL_SIZE = 64  # the executor's runs and the requests served at once, per process
+SQLITE_POOL_SIZE = 16  # connections (each with its thread) kept per process, as many again on demand
+# How long a write waits for another connection's (of this process or another) to end.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
@@ -32,16 +34,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path = make_url(url).database or ""
-        writes = asyncio.Lock()  # this engine's writers queue here, not in SQLite
         # Connections are kept, never opened per session: a new one starts with a cold page
-        # cache and its pragmas, and with the default pool (5 kept) a loaded server opened and
-        # closed them all the time (a third fewer runs per second). Last in, first out: the
-        # connection that wrote last still has a valid page cache, which a write through
-        # another connection would have emptied.
+        # cache and its pragmas. Last in, first out: the connection that wrote last still has
+        # a valid page cache, which a write through another connection would have emptied.
         engine = create_async_engine(
-            url, async_creator=lambda: sqlite_inline.connect(path, writes),
-            pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE, pool_use_lifo=True)
+            url, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE, pool_use_lifo=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}
@@ -85,9 +82,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # No busy handler: it would sleep on the event loop. The driver waits for other
-    # processes' writes itself (sqlite_inline.BUSY_TIMEOUT_SECONDS).
-    cursor.execute("PRAGMA busy_timeout=0")
+    # The busy handler sleeps on the connection's thread, not on the event loop.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

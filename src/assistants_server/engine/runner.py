@@ -31,7 +31,6 @@ from assistants_server.backends.chat import (
     ModelProfile,
     Usage,
 )
-from assistants_server.db.insert import insert_new
 from assistants_server.db.models import RunRow, RunStepRow
 from assistants_server.engine.context import Context, build_context
 from assistants_server.engine.server_tools import ToolServices, execute_calls
@@ -383,9 +382,9 @@ async def _stop(
         await end_run(session, run, status, now, outbox, last_error=last_error)
         return
     rows = turn.rows(now, outbox, answered=False)
-    session.add_all(rows)
+    session.add_all(rows.all)
     await end_run(session, run, status, now, outbox, last_error=last_error,
-                  open_rows=turn.still_open(rows))
+                  open_rows=rows.still_open())
 
 
 async def _record(
@@ -415,12 +414,12 @@ async def _record(
                       "completion_tokens": usage.completion_tokens,
                       "total_tokens": usage.total_tokens}
         _add_usage(run, step_usage)
+        if turn.calls and turn.message is not None and not turn.message_closed:
+            turn.close_message(now, outbox)
         rows = turn.rows(now, outbox, answered=True)
         if turn.calls:
-            assert turn.tool_step is not None
-            turn.tool_step.usage = step_usage
-            if turn.message is not None and not turn.message_closed:
-                turn.close_message(now, outbox)
+            assert rows.tool_step is not None
+            rows.tool_step.usage = step_usage
             serve = bool(turn.server_calls())
             if not serve:
                 run.required_action = {"type": "submit_tool_outputs",
@@ -428,14 +427,14 @@ async def _record(
                 transition_run(run, "requires_action", now)
                 outbox.run(run)
         else:
-            assert turn.message_step is not None
-            turn.message_step.usage = step_usage
+            assert rows.message_step is not None
+            rows.message_step.usage = step_usage
             # Cut by the run's max_completion_tokens or by the backend's default cap alike.
             truncated = turn.finish == "length"
             await end_run(session, run, "incomplete" if truncated else "completed", now, outbox,
                           incomplete_reason="max_completion_tokens" if truncated else None,
-                          open_rows=turn.still_open(rows))
-        await insert_new(session, rows)  # as they end up: one INSERT each, no UPDATE after
+                          open_rows=rows.still_open())
+        session.add_all(rows.all)
         await session.commit()
     turn.written, turn.known = True, run
     await outbox.publish()

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import InvalidRequestError, not_found
 from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
-from assistants_server.db.insert import insert_new
 from assistants_server.db.models import MessageRow, ThreadRow
 from assistants_server.ids import check_id, new_id
 from assistants_server.messages.schemas import (
@@ -41,7 +40,8 @@ async def add_messages(
 ) -> list[MessageRow]:
     now = int(time.time())
     rows = [new_message(thread.id, body, now) for body in bodies]
-    await insert_new(session, rows)
+    session.add_all(rows)
+    await session.flush()
     _share_code_interpreter_files(thread, bodies)
     await attach_to_thread(session, thread, [
         a.file_id for body in bodies for a in body.attachments or []

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.api.errors import InvalidRequestError, NotFoundError, not_found
 from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.assistants.service import get_assistant
-from assistants_server.db.insert import insert_new
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.events.outbox import Outbox
 from assistants_server.ids import check_id, new_id
@@ -146,7 +145,8 @@ async def _insert_run(
     if lease is not None:
         lease.grant(run)
     try:
-        await insert_new(session, [run])
+        session.add(run)
+        await session.flush()
     except IntegrityError:
         # Nothing of this request is kept: roll back, then say why: the thread does not exist
         # (the foreign key), or another run holds it.

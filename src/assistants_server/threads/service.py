@@ -8,7 +8,6 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.errors import not_found
-from assistants_server.db.insert import insert_new
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.ids import check_id, new_id
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest
@@ -25,7 +24,8 @@ async def create_thread(session: AsyncSession, body: CreateThreadRequest) -> Thr
         metadata_=body.metadata,
         tool_resources=dump_tool_resources(body.tool_resources),
     )
-    await insert_new(session, [row], attach=True)  # messages may add to its tool_resources
+    session.add(row)
+    await session.flush()
     return row
 
 
