@@ -12,20 +12,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from json.encoder import encode_basestring
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy.orm import make_transient
+from sqlalchemy import inspect
 
 from assistants_server.backends.chat import ChatEvent, Finish, TextDelta, ToolCallDelta, Usage
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.events.bus import EventBus
 from assistants_server.events.outbox import Outbox
 from assistants_server.ids import new_id
+from assistants_server.runs.states import (
+    IN_PROGRESS,
+    transition_message,
+    transition_step,
+)
 from assistants_server.tools import code_interpreter, file_search
 from assistants_server.tools.code_interpreter import CodeInput, code_of, file_paths
 from assistants_server.tools.file_search import citations
 
+T = TypeVar("T", MessageRow, RunStepRow)
 NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 SERVER_TOOLS = frozenset({file_search.NAME, code_interpreter.NAME})
 
@@ -116,12 +122,10 @@ class Turn:
             await self._delta([{"index": index, "type": "text",
                                 "text": {"value": text, "annotations": annotated}}])
             return
-        # Formatted by hand: this runs once per token. `annotations` only in the first.
-        more = ',"annotations":[]' if first else ""
-        await self.bus.publish(self.run_id, [("thread.message.delta", (
-            f'{{"id":"{self.message.id}","object":"thread.message.delta","delta":'  # type: ignore[union-attr]
-            f'{{"content":[{{"index":{index},"type":"text","text":{{"value":'
-            f'{encode_basestring(text)}{more}}}}}]}}}}'))])
+        part: dict[str, Any] = {"value": text}
+        if first:
+            part["annotations"] = []  # only in the first delta, as the service sent them
+        await self._delta([{"index": index, "type": "text", "text": part}])
 
     async def _delta(self, parts: list[dict[str, Any]]) -> None:
         assert self.message is not None and self.bus is not None
@@ -223,7 +227,7 @@ class Turn:
     def _message_rows(self, now: int) -> tuple[MessageRow, RunStepRow]:
         message = MessageRow(
             id=new_id("msg_"), created_at=now, thread_id=self.thread_id, role="assistant",
-            content=[], status="in_progress", assistant_id=self.assistant_id,
+            content=[], status=IN_PROGRESS, assistant_id=self.assistant_id,
             run_id=self.run_id, attachments=[], metadata_={})
         return message, self._step("message_creation", now, {
             "type": "message_creation", "message_creation": {"message_id": message.id}})
@@ -242,15 +246,15 @@ class Turn:
     def _step(self, kind: str, now: int, details: dict[str, Any]) -> RunStepRow:
         return RunStepRow(
             id=new_id("step_"), created_at=now, run_id=self.run_id, thread_id=self.thread_id,
-            assistant_id=self.assistant_id, type=kind, status="in_progress",
+            assistant_id=self.assistant_id, type=kind, status=IN_PROGRESS,
             step_details=details, usage=None, metadata_={})
 
     def close_message(self, now: int, outbox: Outbox) -> None:
         """The message and its step completed (the turn goes on with tool calls)."""
         assert self.message is not None and self.message_step is not None
         self.message.content = self._content()
-        self.message.status, self.message.completed_at = "completed", now
-        self.message_step.status, self.message_step.completed_at = "completed", now
+        transition_message(self.message, "completed", now)
+        transition_step(self.message_step, "completed", now)
         self.message_step.usage = dict(NO_USAGE)
         outbox.message(self.message)
         outbox.step(self.message_step, self.expires_at)
@@ -264,36 +268,26 @@ class Turn:
         return [*images, {"type": "text", "text": {"value": self.text,
                                                     "annotations": annotations}}]
 
-    def rows(self, now: int, outbox: Outbox, *, answered: bool) -> list[Any]:
-        """The turn's rows as they stand, open ones in_progress for `end_run` to close.
-        `answered`: the model finished, so even an empty answer is a message."""
+    def rows(self, now: int, outbox: Outbox, *, answered: bool) -> TurnRows:
+        """The turn's rows to write, as they stand: new objects each time, so that an attempt
+        rolled back (and the statuses `end_run` gave them) leaves nothing behind; open ones
+        are in_progress for `end_run` to close. `answered`: the model finished, so even an
+        empty answer is a message."""
         if self.message is None and answered and not self.calls:
             self._new_message(now)  # an empty answer: announced below, in this attempt's events
-        rows: list[Any] = []
+        rows = TurnRows()
         if self.message is not None and self.message_step is not None:
+            if not self.message_closed and not self._announced:
+                # Each attempt's events go out only if it commits.
+                self._announce_message(outbox)
+            rows.message, rows.message_step = _copy(self.message), _copy(self.message_step)
             if not self.message_closed:
-                self.message.status, self.message.completed_at = "in_progress", None
-                self.message_step.status, self.message_step.completed_at = "in_progress", None
-                if not self._announced:  # each attempt's events go out only if it commits
-                    self.message.content = []
-                    self._announce_message(outbox)
-                self.message.content = self._content()
-            rows += [self.message, self.message_step]
+                rows.message.content = self._content()
         if self.tool_step is not None:
-            self.tool_step.step_details = {"type": "tool_calls", "tool_calls": [
+            rows.tool_step = _copy(self.tool_step)
+            rows.tool_step.step_details = {"type": "tool_calls", "tool_calls": [
                 self._placeholder(call) for call in self.calls]}
-            self.tool_step.status = "in_progress"
-            rows.append(self.tool_step)
-        for row in rows:
-            make_transient(row)  # an attempt rolled back may have written it: write it afresh
-            row.pk = None
         return rows
-
-    @staticmethod
-    def still_open(rows: list[Any]) -> tuple[list[MessageRow], list[RunStepRow]]:
-        """What `end_run` closes, among the rows of `rows()`."""
-        return ([r for r in rows if isinstance(r, MessageRow) and r.status == "in_progress"],
-                [r for r in rows if isinstance(r, RunStepRow) and r.status == "in_progress"])
 
     def tool_calls(self) -> list[dict[str, Any]]:
         """The calls the client must answer (`required_action`): the function calls."""
@@ -303,3 +297,30 @@ class Turn:
 
     def server_calls(self) -> list[dict[str, str]]:
         return [call for call in self.calls if call["type"] != "function"]
+
+
+@dataclass
+class TurnRows:
+    """A turn's rows as one attempt writes them."""
+
+    message: MessageRow | None = None
+    message_step: RunStepRow | None = None
+    tool_step: RunStepRow | None = None
+
+    @property
+    def all(self) -> list[MessageRow | RunStepRow]:
+        return [row for row in (self.message, self.message_step, self.tool_step)
+                if row is not None]
+
+    def still_open(self) -> tuple[list[MessageRow], list[RunStepRow]]:
+        """What `end_run` closes."""
+        return ([row for row in (self.message,) if row is not None
+                 and row.status == IN_PROGRESS],
+                [row for row in (self.message_step, self.tool_step) if row is not None
+                 and row.status == IN_PROGRESS])
+
+
+def _copy(row: T) -> T:
+    """A new, unsaved row with `row`'s columns (its pk left for the database to give)."""
+    columns = inspect(type(row)).column_attrs
+    return type(row)(**{c.key: getattr(row, c.key) for c in columns if c.key != "pk"})

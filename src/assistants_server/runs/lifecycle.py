@@ -15,7 +15,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.events.outbox import Outbox
-from assistants_server.runs.states import RunStatus, StepStatus, transition_run, transition_step
+from assistants_server.runs.states import (
+    RunStatus,
+    StepStatus,
+    transition_message,
+    transition_run,
+    transition_step,
+)
 
 T = TypeVar("T")
 
@@ -49,11 +55,8 @@ async def end_run(
                 RunStepRow.run_id == run.id, RunStepRow.status == "in_progress"))))
     messages, steps = open_rows
     for message in messages:
-        if status == "completed":
-            message.status, message.completed_at = "completed", now
-        else:
-            message.status, message.incomplete_at = "incomplete", now
-            message.incomplete_details = {"reason": reason}
+        transition_message(message, "completed" if status == "completed" else "incomplete",
+                           now, reason)
         outbox.message(message)
     for step in steps:
         if status == "failed" and last_error is not None:

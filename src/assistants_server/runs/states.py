@@ -1,19 +1,33 @@
-"""The one state machine of runs and run steps.
+"""The one state machine of runs, run steps and messages.
 
-Every status change goes through `transition_run` or `transition_step`: they check the table,
+Every status a run, a step or a message can take is listed here, and every change goes
+through `transition_run`, `transition_step` or `transition_message`: they check the table,
 stamp the timestamp the new status implies, keep the active-run guard and `expires_at` in
-step, and return the name of the event to publish. Nothing else assigns a status.
+step, and return the name of the event to publish (`thread.run.<status>`,
+`thread.run.step.<status>`, `thread.message.<status>`). Nothing else assigns a status: rows
+are created in their first status (`QUEUED`, `IN_PROGRESS`, a user's message `COMPLETED`) and
+moved from there (tests/runs/test_states.py scans the source for other assignments).
+
+    run:  queued -> in_progress -> requires_action -> queued ... -> completed | incomplete
+          any active status -> cancelling -> cancelled; failed; expired (past expires_at)
+    step: in_progress -> completed | failed | cancelled | expired
+    message (the assistant's): in_progress -> completed | incomplete
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from assistants_server.db.models import RunRow, RunStepRow
+from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 
 RunStatus = Literal["queued", "in_progress", "requires_action", "cancelling", "cancelled",
                     "failed", "completed", "incomplete", "expired"]
 StepStatus = Literal["in_progress", "cancelled", "failed", "completed", "expired"]
+MessageStatus = Literal["in_progress", "incomplete", "completed"]
+# The statuses rows are created in.
+QUEUED: RunStatus = "queued"
+IN_PROGRESS: Literal["in_progress"] = "in_progress"
+COMPLETED: MessageStatus = "completed"  # a message written by the user (or the API) whole
 
 ACTIVE: frozenset[str] = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL: frozenset[str] = frozenset({"cancelled", "failed", "completed", "incomplete",
@@ -30,6 +44,9 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     "in_progress": frozenset({"completed", "failed", "cancelled", "expired"}),
+}
+MESSAGE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "in_progress": frozenset({"completed", "incomplete"}),
 }
 _RUN_STAMPS = {"cancelled": "cancelled_at", "failed": "failed_at", "completed": "completed_at",
                "incomplete": "completed_at"}
@@ -75,3 +92,19 @@ def transition_step(step: RunStepRow, target: StepStatus, now: int) -> str:
     step.status = target
     setattr(step, _STEP_STAMPS[target], now)
     return f"thread.run.step.{target}"
+
+
+def transition_message(
+    message: MessageRow, target: MessageStatus, now: int, reason: str | None = None
+) -> str:
+    """Move `message` to `target`; `reason`: why it is incomplete (`run_cancelled`,
+    `max_tokens` ...). Returns the event name (`thread.message.<status>`)."""
+    if target not in MESSAGE_TRANSITIONS.get(message.status, frozenset()):
+        raise TransitionError("message", message.status, target)
+    message.status = target
+    if target == "completed":
+        message.completed_at = now
+    else:
+        message.incomplete_at = now
+        message.incomplete_details = {"reason": reason}
+    return f"thread.message.{target}"
