@@ -129,7 +129,7 @@ async def test_cancel_committed_as_the_answer_is_being_written_wins(
 ) -> None:
     """The answer's write does not re-read the run: the version column must turn a cancel
     committed just before it into a retry that ends the run cancelled, not completed."""
-    record = runner._record
+    record = runner.record
     thread_id = run_id = ""
     attempts = 0
 
@@ -141,7 +141,7 @@ async def test_cancel_committed_as_the_answer_is_being_written_wins(
             assert response.json().get("status") == "cancelling", response.text
         return await record(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "_record", cancel_then_record)
+    monkeypatch.setattr(runner, "record", cancel_then_record)
     assistant_id, thread_id = await _setup(client)
     run_id = (await _start(client, thread_id, assistant_id))["id"]
     done = await _wait(client, thread_id, run_id, "cancelled", "completed")

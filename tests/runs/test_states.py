@@ -3,17 +3,22 @@ each stamps what it should."""
 
 from __future__ import annotations
 
+import ast
 import itertools
+from pathlib import Path
 
 import pytest
 
-from assistants_server.db.models import RunRow, RunStepRow
+import assistants_server
+from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.runs.states import (
     ACTIVE,
+    MESSAGE_TRANSITIONS,
     RUN_TRANSITIONS,
     STEP_TRANSITIONS,
     TERMINAL,
     TransitionError,
+    transition_message,
     transition_run,
     transition_step,
 )
@@ -87,3 +92,77 @@ def test_step_leaves_in_progress_once_with_its_timestamp(target: str) -> None:
     with pytest.raises(TransitionError):
         transition_step(step, "completed", 6)
     assert set(STEP_TRANSITIONS) == {"in_progress"}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(
+    ["in_progress", "completed", "incomplete"], repeat=2)))
+def test_message_transition_is_allowed_exactly_when_the_table_says(
+    current: str, target: str
+) -> None:
+    message = MessageRow(id="msg_x", status=current, completed_at=None, incomplete_at=None,
+                         incomplete_details=None)
+    if target in MESSAGE_TRANSITIONS.get(current, frozenset()):
+        event = transition_message(message, target, 1000, "run_cancelled")  # type: ignore[arg-type]
+        assert event == f"thread.message.{target}"
+        assert message.status == target
+        if target == "completed":
+            assert (message.completed_at, message.incomplete_details) == (1000, None)
+        else:
+            assert message.incomplete_at == 1000
+            assert message.incomplete_details == {"reason": "run_cancelled"}
+    else:
+        with pytest.raises(TransitionError):
+            transition_message(message, target, 1000)  # type: ignore[arg-type]
+        assert message.status == current
+
+
+_SOURCE = Path(assistants_server.__file__).parent
+
+
+def _status_writes(tree: ast.AST) -> list[tuple[int, str]]:
+    """Where a run's, a step's or a message's status is assigned directly: an assignment to
+    `<row>.status`, or a row created in a status given as a literal rather than one of the
+    named first statuses."""
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                targets += target.elts if isinstance(target, ast.Tuple) else [target]
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for target in targets:
+            # `self.status`: an object's own field (a backend error's HTTP status), no row's.
+            if isinstance(target, ast.Attribute) and target.attr == "status" \
+                    and ast.unparse(target.value) != "self":
+                found.append((node.lineno, ast.unparse(target)))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in (
+                "MessageRow", "RunRow", "RunStepRow"):
+            for keyword in node.keywords:
+                if keyword.arg == "status" and isinstance(keyword.value, ast.Constant):
+                    found.append((node.lineno, f"{ast.unparse(node.func)}(status=...)"))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "setattr" and len(node.args) > 1 \
+                and isinstance(node.args[1], ast.Constant) and node.args[1].value == "status":
+            found.append((node.lineno, "setattr(..., 'status')"))
+    return found
+
+
+def test_no_status_is_assigned_outside_the_state_machine() -> None:
+    offenders = []
+    for path in sorted(_SOURCE.rglob("*.py")):
+        relative = path.relative_to(_SOURCE).as_posix()
+        # runs/states.py is the state machine; vector stores' files and batches have
+        # statuses of their own, not a run's, step's or message's.
+        if relative == "runs/states.py" or relative.startswith("vector_stores/"):
+            continue
+        offenders += [f"{relative}:{line}: {what}"
+                      for line, what in _status_writes(ast.parse(path.read_text()))]
+    assert offenders == []
+
+
+def test_the_scan_finds_direct_assignments() -> None:
+    tree = ast.parse("run.status = 'failed'\nmessage.status, message.completed_at = 'x', 1\n"
+                     "RunStepRow(status='completed')\nsetattr(step, 'status', 'x')\n"
+                     "RunRow(status=QUEUED)\nrun.status == 'queued'\n")
+    assert [line for line, _ in _status_writes(tree)] == [1, 2, 3, 4]

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import (
 
 from assistants_server.config import Settings
 
-SQLITE_POOL_SIZE = 16  # connections (each with its thread) kept per process, as many again on demand
+# Connections (each with its thread) kept per process; as many again opened on demand.
+SQLITE_POOL_SIZE = 16
 # How long a write waits for another connection's (of this process or another) to end.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PING_AFTER_IDLE_SECONDS = 2.0

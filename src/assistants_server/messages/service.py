@@ -16,6 +16,7 @@ from assistants_server.messages.schemas import (
     ModifyMessageRequest,
     content_to_wire,
 )
+from assistants_server.runs.states import COMPLETED
 from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.threads.service import active_run_id, create_thread, get_thread
 from assistants_server.vector_stores.resources import attach_to_thread
@@ -29,7 +30,7 @@ def new_message(thread_id: str, body: CreateMessageRequest, created_at: int) -> 
         thread_id=thread_id,
         role=body.role,
         content=content_to_wire(body.content),
-        status="completed",
+        status=COMPLETED,
         attachments=[a.model_dump() for a in body.attachments or []],
         metadata_=body.metadata,
     )

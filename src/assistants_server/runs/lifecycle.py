@@ -7,7 +7,7 @@ Used by the API (cancel), the runner (complete, fail, incomplete, cancelled) and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.events.outbox import Outbox
+from assistants_server.runs.failures import LastError
 from assistants_server.runs.states import (
     RunStatus,
     StepStatus,
@@ -39,7 +40,7 @@ async def end_run(
     now: int,
     outbox: Outbox,
     *,
-    last_error: dict[str, Any] | None = None,
+    last_error: LastError | None = None,
     incomplete_reason: str | None = None,
     open_rows: tuple[list[MessageRow], list[RunStepRow]] | None = None,
 ) -> None:

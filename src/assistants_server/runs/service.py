@@ -27,6 +27,7 @@ from assistants_server.runs.schemas import (
     SubmitToolOutputsRequest,
 )
 from assistants_server.runs.states import (
+    QUEUED,
     TransitionError,
     transition_run,
     transition_step,
@@ -124,7 +125,7 @@ async def _insert_run(
     sent = body.model_fields_set
     run = RunRow(
         id=new_id("run_"), created_at=now, thread_id=thread_id, active_thread_id=thread_id,
-        assistant_id=assistant.id, status="queued", expires_at=now + lifetime,
+        assistant_id=assistant.id, status=QUEUED, expires_at=now + lifetime,
         model=model, instructions=instructions,
         tools=dump_tools(body.tools) if body.tools is not None else assistant.tools,
         tool_resources=assistant.tool_resources if tool_resources is None else tool_resources,
