@@ -26,7 +26,6 @@ from assistants_server.db.engine import (
     create_sessionmaker,
 )
 from assistants_server.engine.executor import Executor
-from assistants_server.engine.server_tools import ToolServices
 from assistants_server.engine.tokens import count_text
 from assistants_server.events.bus import EventBus, LocalEventBus
 from assistants_server.events.redis_bus import RedisEventBus
@@ -40,6 +39,7 @@ from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
 from assistants_server.threads.router import router as threads_router
+from assistants_server.tools.base import ToolServices
 from assistants_server.vector_stores.ingest import Ingestor
 from assistants_server.vector_stores.router import router as vector_stores_router
 from assistants_server.vector_stores.service import forget_file

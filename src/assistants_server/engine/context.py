@@ -27,9 +27,9 @@ from assistants_server.backends.chat import ChatRequest, ModelProfile
 from assistants_server.backends.openai_compat import IMAGE_PLACEHOLDER
 from assistants_server.db.models import FileRow, MessageRow, RunRow, RunStepRow
 from assistants_server.engine.tokens import REPLY_PRIMING, count_message, count_text
-from assistants_server.engine.turn import SERVER_TOOLS
 from assistants_server.files.blobs import BlobStore
-from assistants_server.tools import code_interpreter, file_search
+from assistants_server.tools.base import Found
+from assistants_server.tools.registry import is_registered, server_types, tool_for
 
 BATCH = 50
 # Of the window: kept free for the model's own tokenizer counting more than cl100k.
@@ -49,12 +49,9 @@ class Context:
     request: ChatRequest
     prompt_tokens: int
     fits: bool  # False when not even the newest message fits the budget
-    # What this run's searches showed the model: (call, result) -> file id, for citations.
-    sources: dict[tuple[int, int], str] = field(default_factory=dict)
-    searches: int = 0  # file_search calls made so far in this run
-    # Files this run's code saved, by their `sandbox:` link, for file_path annotations.
-    paths: dict[str, str] = field(default_factory=dict)
-    images: list[str] = field(default_factory=list)  # figures of the last round, to show
+    # What this run's finished tool calls left for the answer (search markers, saved files,
+    # figures of the last round).
+    found: Found = field(default_factory=Found)
     history: tuple[int, int] = (0, 0)  # where the thread's messages are in request.messages
 
     def shorter(self) -> ChatRequest | None:
@@ -74,9 +71,7 @@ async def build_context(
 ) -> Context:
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     rounds, found = await _tool_rounds(session, run)
-    files = (await code_interpreter.file_names(session, run)
-             if any(t["type"] == code_interpreter.NAME for t in run.tools) else [])
-    tools = _tools(run, files)
+    tools = await _tools(session, run)
     fixed = sum(count_message(m) for m in system + rounds) + REPLY_PRIMING
     if tools:
         fixed += count_text(json.dumps(tools))
@@ -96,7 +91,7 @@ async def build_context(
         response_format=_response_format(run.response_format),
     )
     return Context(request=request, prompt_tokens=fixed + used, fits=fits,
-                   history=(len(system), len(system) + len(history)), **found)
+                   history=(len(system), len(system) + len(history)), found=found)
 
 
 def _reply_room(
@@ -200,11 +195,10 @@ def chat_message(row: Any) -> dict[str, Any] | None:
 
 async def _tool_rounds(
     session: AsyncSession, run: RunRow
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], Found]:
     """This run's finished tool rounds: the model's calls and their outputs (the client's for
-    functions, ours for server tools), and what the server tools left for the answer
-    (`sources`, `searches`, `paths`, `images`: see Context)."""
-    found: dict[str, Any] = {"sources": {}, "searches": 0, "paths": {}, "images": []}
+    functions, ours for server tools), and what the calls left for the answer."""
+    found = Found()
     if not run.tools or run.usage is None:
         # No tools, or the run's first turn (each turn's commit adds its usage): no rounds,
         # and no query on every plain turn.
@@ -215,60 +209,37 @@ async def _tool_rounds(
     messages: list[dict[str, Any]] = []
     for step in steps:
         if step.type != "tool_calls":
-            found["images"] = []  # figures before a message were shown in it
+            found.images = []  # figures before a message were shown in it
             continue
-        calls = [_as_chat_call(c) for c in step.step_details["tool_calls"]]
+        entries = step.step_details["tool_calls"]
+        calls = [tool_for(entry["type"]).replay(entry) for entry in entries]
         # "" rather than null: llama-cpp-python's server refuses a null content (HTTP 500).
         messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"id": c["id"], "type": "function",
              "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
         messages += [{"role": "tool", "tool_call_id": c["id"], "content": c["output"]}
                      for c in calls]
-        for call in step.step_details["tool_calls"]:
-            found["sources"].update(file_search.sources_of(call))
-            found["searches"] += call["type"] == file_search.NAME
-            model = call.get("_model") or {}
-            found["paths"].update(model.get("paths") or {})
-            found["images"] += model.get("images") or []
+        for entry in entries:
+            tool_for(entry["type"]).remember(entry, found)
     return messages, found
 
 
-def _as_chat_call(call: dict[str, Any]) -> dict[str, str]:
-    """A step's tool call as the model made it: functions as stored, server tools from what
-    the model was shown (`_model`)."""
-    if call["type"] == "function":
-        function = call["function"]
-        return {"id": call["id"], "name": function["name"], "arguments": function["arguments"],
-                "output": function["output"] or ""}
-    model = call.get("_model") or {}
-    return {"id": call["id"], "name": model.get("name", call["type"]),
-            "arguments": model.get("arguments", "{}"), "output": model.get("output", "")}
-
-
-def _tools(run: RunRow, files: list[str] | None = None) -> list[dict[str, Any]]:
+async def _tools(session: AsyncSession, run: RunRow) -> list[dict[str, Any]]:
     """The tools as the backend is offered them: functions as given, server tools as the
-    functions that stand for them."""
-    tools = []
-    for tool in run.tools:
-        if tool["type"] == "function":
-            tools.append({"type": "function", "function": tool["function"]})
-        elif tool["type"] == file_search.NAME:
-            tools.append(file_search.DEFINITION)
-        elif tool["type"] == code_interpreter.NAME:
-            tools.append(code_interpreter.definition(files or []))
-    return tools
+    functions that stand for them (a type this server does not know is left out)."""
+    return [await tool_for(tool["type"]).offer(tool, session, run)
+            for tool in run.tools if is_registered(tool["type"])]
 
 
 def _tool_choice(run: RunRow, first: bool = True) -> Any:
     """The run's `tool_choice`; one that forces a tool forces the first call only, so that the
     model answers once the tool has run."""
-    if not any(tool["type"] == "function" or tool["type"] in SERVER_TOOLS
-               for tool in run.tools):  # no tool offered (without building them)
+    if not any(is_registered(tool["type"]) for tool in run.tools):  # no tool offered
         return None
     choice = run.tool_choice
     if not first and (choice == "required" or isinstance(choice, dict)):
         return "auto"
-    if isinstance(choice, dict) and choice.get("type") in SERVER_TOOLS:
+    if isinstance(choice, dict) and choice.get("type") in server_types():
         return {"type": "function", "function": {"name": choice["type"]}}
     if isinstance(choice, dict) and choice.get("type") != "function":
         return "auto"  # a tool this server does not offer the model

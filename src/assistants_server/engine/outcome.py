@@ -19,6 +19,7 @@ from assistants_server.events.outbox import Outbox
 from assistants_server.runs.failures import LastError
 from assistants_server.runs.lifecycle import end_run
 from assistants_server.runs.states import RunStatus, transition_run, transition_step
+from assistants_server.tools.registry import tool_for
 
 
 async def record(
@@ -157,13 +158,10 @@ async def _driven(
 
 
 def _show_outputs(outbox: Outbox, step: RunStepRow) -> None:
-    """code_interpreter outputs as step deltas, before the step's completion shows them all."""
-    for slot, call in enumerate(step.step_details["tool_calls"]):
-        outputs = (call.get("code_interpreter") or {}).get("outputs")
-        if call["type"] == "code_interpreter" and outputs:
-            outbox.tool_call_delta(step, {
-                "index": slot, "type": "code_interpreter", "code_interpreter": {
-                    "outputs": [{"index": i, **output} for i, output in enumerate(outputs)]}})
+    """The calls' outputs as step deltas, before the step's completion shows them all."""
+    for slot, entry in enumerate(step.step_details["tool_calls"]):
+        for part in tool_for(entry["type"]).output_deltas(slot, entry):
+            outbox.tool_call_delta(step, part)
 
 
 def _add_usage(run: RunRow, usage: dict[str, int]) -> None:

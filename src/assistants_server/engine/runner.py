@@ -28,12 +28,13 @@ from assistants_server.backends.chat import ASKED_FOR, BackendError, ChatBackend
 from assistants_server.db.models import RunRow
 from assistants_server.engine.answer import Prefetched
 from assistants_server.engine.outcome import end, record, record_tools
-from assistants_server.engine.server_tools import ToolServices, execute_calls
+from assistants_server.engine.server_tools import execute_calls
 from assistants_server.engine.start import Profiles, begin
 from assistants_server.engine.turn import Turn
 from assistants_server.events.bus import EventBus
 from assistants_server.runs.failures import FAULT, from_backend, too_many_rounds
 from assistants_server.runs.lifecycle import on_fresh_state
+from assistants_server.tools.base import ToolServices
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -80,7 +80,7 @@ async def begin(
     except BaseException:
         answer.close()
         raise
-    turn = Turn(run, bus, context.sources, context.searches, context.paths, context.images)
+    turn = Turn(run, bus, context.found)
     return context, float(run.expires_at or now + 600), turn, answer
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,37 +26,33 @@ from assistants_server.runs.states import (
     transition_message,
     transition_step,
 )
-from assistants_server.tools import code_interpreter, file_search
-from assistants_server.tools.code_interpreter import CodeInput, code_of, file_paths
-from assistants_server.tools.file_search import citations
+from assistants_server.tools.base import Call, Found
+from assistants_server.tools.registry import server_types, tool_for
 
 T = TypeVar("T", MessageRow, RunStepRow)
 NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-SERVER_TOOLS = frozenset({file_search.NAME, code_interpreter.NAME})
 
 
 class Turn:
     def __init__(
-        self, run: RunRow, bus: EventBus | None,
-        sources: Mapping[tuple[int, int], str] | None = None, searches: int = 0,
-        paths: Mapping[str, str] | None = None, images: list[str] | None = None,
+        self, run: RunRow, bus: EventBus | None, found: Found | None = None,
     ) -> None:
+        """`found`: what the run's earlier tool rounds left for this answer."""
         self.run_id, self.thread_id, self.assistant_id = run.id, run.thread_id, run.assistant_id
         # The run as last committed by this process (detached): written next without a read.
         self.known: RunRow | None = run
         self.expires_at = run.expires_at
         self.bus = bus
-        self.server_tools = SERVER_TOOLS & {tool["type"] for tool in run.tools}
-        self.sources = sources or {}
-        self.searches = searches  # file_search calls of earlier rounds: numbers the next
-        self.paths = paths or {}  # saved files by their sandbox: link
-        self.images = images or []  # figures shown before the text, as image_file parts
+        self.server_tools = server_types() & {tool["type"] for tool in run.tools}
+        self.found = found or Found()
+        self.searches = self.found.searches  # file_search calls of earlier rounds
+        self.images = self.found.images  # figures shown before the text, as image_file parts
+        # The tools whose annotations the answer may carry, and where each scans next.
+        self._annotators = {tool["type"]: 0 for tool in run.tools}
         self.text = ""
         self._cited = 0  # annotations already streamed
-        self._scanned = 0  # where to look for the next citation marker
-        self._linked = 0  # where to look for the next sandbox: link
-        self._inputs: dict[int, CodeInput] = {}  # code being written, per call slot
-        self.calls: list[dict[str, str]] = []
+        self._states: dict[int, dict[str, Any]] = {}  # each call's, kept by its tool
+        self.calls: list[Call] = []
         self._slots: dict[int, int] = {}  # backend tool-call index -> our dense index
         self.finish: str | None = None
         self.usage: Usage | None = None
@@ -141,14 +136,10 @@ class Turn:
         """Annotations completed by the latest text (citation markers, links to saved
         files), numbered on from the last; a marker or link still being written waits."""
         found = []
-        if self.sources and "】" in text:
-            cited, self._scanned = citations(self.text, self.sources, self._scanned)
-            found += cited
-        if self.paths:
-            links = file_paths(self.text, self.paths, self._linked, final=False)
-            if links:
-                self._linked = links[-1]["end_index"]
-            found += links
+        for type_, start in self._annotators.items():
+            annotations, self._annotators[type_] = tool_for(type_).annotate(
+                self.text, self.found, start, final=False)
+            found += annotations
         found.sort(key=lambda annotation: int(annotation["start_index"]))
         numbered = [{"index": self._cited + i, **annotation}
                     for i, annotation in enumerate(found)]
@@ -168,58 +159,24 @@ class Turn:
             outbox.step(self.tool_step, self.expires_at, "thread.run.step.in_progress")
             self._tools_live = bool(outbox.events)
         slot = self._slots.get(delta.index)
-        part: dict[str, Any] | None
+        name = None
         if slot is None:
             slot = self._slots[delta.index] = len(self.calls)
             kind = delta.name if delta.name in self.server_tools else "function"
             call = {"id": delta.id or new_id("call_"), "type": kind, "name": delta.name or "",
                     "arguments": delta.arguments}
             self.calls.append(call)
-            part = {"index": slot, **self._placeholder(call, complete=False)}
-            await self._code_input(outbox, slot, kind, delta.arguments, part)
         else:
-            # Only the new fragment: the SDK concatenates strings, so nothing is re-sent.
             call = self.calls[slot]
             call["arguments"] += delta.arguments
-            part = None  # file_search's arguments are the model's business, not shown
-            await self._code_input(outbox, slot, call["type"], delta.arguments, None)
-            if call["type"] == "function":
-                function: dict[str, str] = {"arguments": delta.arguments}
-                if delta.name and not call["name"]:
-                    call["name"] = function["name"] = delta.name
-                part = {"index": slot, "type": "function", "function": function}
-        if self._tools_live and part is not None and call["type"] != "code_interpreter":
-            outbox.tool_call_delta(self.tool_step, part)
+            if delta.name and not call["name"]:
+                call["name"] = name = delta.name
+        parts = tool_for(call["type"]).deltas(
+            slot, call, delta.arguments, self._states.setdefault(slot, {}), name)
+        if self._tools_live:
+            for part in parts:
+                outbox.tool_call_delta(self.tool_step, part)
         await outbox.publish()
-
-    async def _code_input(
-        self, outbox: Outbox, slot: int, kind: str, fragment: str, first: dict[str, Any] | None,
-    ) -> None:
-        """Relay the code a code_interpreter call is writing as `input` deltas (after the
-        call's first delta, `first`, when this fragment opened it)."""
-        if kind != "code_interpreter":
-            return
-        piece = self._inputs.setdefault(slot, CodeInput()).feed(fragment)
-        if not self._tools_live or self.tool_step is None:
-            return
-        if first is not None:
-            outbox.tool_call_delta(self.tool_step, first)
-        if piece:
-            outbox.tool_call_delta(self.tool_step, {
-                "index": slot, "type": "code_interpreter", "code_interpreter": {"input": piece}})
-
-    @staticmethod
-    def _placeholder(call: Mapping[str, str], complete: bool = True) -> dict[str, Any]:
-        """A call as its step shows it before it has an output (`complete`: its arguments
-        are all there)."""
-        if call["type"] == "function":
-            return {"id": call["id"], "type": "function", "function": {
-                "name": call["name"], "arguments": call["arguments"], "output": None}}
-        if call["type"] == "code_interpreter":
-            code = code_of(call["arguments"]) if complete else ""
-            return {"id": call["id"], "type": call["type"],
-                    "code_interpreter": {"input": code, "outputs": []}}
-        return {"id": call["id"], "type": call["type"], call["type"]: {}}
 
     def _new_message(self, now: int) -> None:
         self.message, self.message_step = self._message_rows(now)
@@ -260,8 +217,9 @@ class Turn:
         outbox.step(self.message_step, self.expires_at)
 
     def _content(self) -> list[dict[str, Any]]:
-        annotations = citations(self.text, self.sources)[0] if self.sources else []
-        annotations += file_paths(self.text, self.paths) if self.paths else []
+        annotations = []
+        for type_ in self._annotators:
+            annotations += tool_for(type_).annotate(self.text, self.found, 0, final=True)[0]
         annotations.sort(key=lambda annotation: int(annotation["start_index"]))
         images = [{"type": "image_file", "image_file": {"file_id": file_id}}
                   for file_id in self.images]
@@ -286,7 +244,7 @@ class Turn:
         if self.tool_step is not None:
             rows.tool_step = _copy(self.tool_step)
             rows.tool_step.step_details = {"type": "tool_calls", "tool_calls": [
-                self._placeholder(call) for call in self.calls]}
+                tool_for(call["type"]).entry(call) for call in self.calls]}
         return rows
 
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -296,7 +254,7 @@ class Turn:
                 for call in self.calls if call["type"] == "function"]
 
     def server_calls(self) -> list[dict[str, str]]:
-        return [call for call in self.calls if call["type"] != "function"]
+        return [call for call in self.calls if call["type"] in self.server_tools]
 
 
 @dataclass

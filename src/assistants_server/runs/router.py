@@ -23,7 +23,6 @@ from assistants_server.events.outbox import Outbox
 from assistants_server.events.sse import event_stream, snapshot_stream
 from assistants_server.runs import service
 from assistants_server.runs.schemas import (
-    RESULT_CONTENT,
     CreateRunRequest,
     CreateThreadAndRunRequest,
     ModifyRunRequest,
@@ -33,6 +32,7 @@ from assistants_server.runs.schemas import (
 )
 from assistants_server.runs.service import Lease
 from assistants_server.runs.states import ACTIVE
+from assistants_server.tools.registry import includes
 
 if TYPE_CHECKING:
     from assistants_server.engine.executor import Executor
@@ -116,11 +116,13 @@ async def _include(  # async: FastAPI would run a plain function on its thread p
     """`include[]` (as the SDK sends it, or plain `include`): the extra fields a step may
     carry (file_search results' content)."""
     include = [*(brackets or []), *(plain or [])]
+    supported = includes()
     for value in include:
-        if value != RESULT_CONTENT:
+        if value not in supported:
             raise InvalidRequestError(
-                f"Invalid value for 'include[]': '{value}'. The only supported value is "
-                f"'{RESULT_CONTENT}'.", param="include", code="invalid_value")
+                f"Invalid value for 'include[]': '{value}'. Supported values are: "
+                f"{', '.join(repr(v) for v in sorted(supported))}.", param="include",
+                code="invalid_value")
     return frozenset(include)
 
 

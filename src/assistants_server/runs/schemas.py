@@ -12,6 +12,7 @@ from assistants_server.db.models import RunRow, RunStepRow
 from assistants_server.messages.schemas import CreateMessageRequest
 from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.tools.definitions import ResponseFormat, Tool, ToolResources, WireModel
+from assistants_server.tools.registry import tool_for
 
 TokenLimit = Annotated[int, Field(ge=256)]
 
@@ -170,25 +171,14 @@ class RunStep(BaseModel):
             status=row.status, cancelled_at=row.cancelled_at, completed_at=row.completed_at,
             expired_at=row.expired_at, expires_at=run_expires_at, failed_at=row.failed_at,
             last_error=row.last_error, usage=row.usage, metadata=row.metadata_,
-            step_details=shown_details(row.step_details, RESULT_CONTENT in include),
+            step_details=shown_details(row.step_details, include),
         )
 
 
-RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
-
-
-def shown_details(details: dict[str, Any], with_content: bool) -> dict[str, Any]:
-    """Step details as clients see them: without what only the model was shown (`_model`),
-    and file_search results without their content unless `include[]` asked for it."""
+def shown_details(details: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
+    """Step details as clients see them, each call as its tool shows it (without what only
+    the model was shown; with what `include[]` asked for)."""
     if details.get("type") != "tool_calls":
         return details
-    calls = []
-    for stored in details["tool_calls"]:
-        call = {key: value for key, value in stored.items() if key != "_model"}
-        if call["type"] == "file_search" and not with_content:
-            search = call["file_search"]
-            call["file_search"] = {**search, "results": [
-                {k: v for k, v in result.items() if k != "content"}
-                for result in search.get("results", [])]}
-        calls.append(call)
-    return {**details, "tool_calls": calls}
+    return {**details, "tool_calls": [tool_for(call["type"]).public(call, include)
+                                      for call in details["tool_calls"]]}

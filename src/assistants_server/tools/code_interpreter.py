@@ -10,31 +10,42 @@ the next message; files the code writes are saved the same way, and the answer's
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.db.models import FileRow, RunRow
-from assistants_server.files.blobs import BlobStore
-from assistants_server.files.service import create_file
-from assistants_server.sandbox import WORK_DIR, ExecutionResult, Sandbox, SandboxError
-from assistants_server.tools.resources import resource_ids
+from assistants_server.db.models import RunRow
+from assistants_server.sandbox import WORK_DIR, ExecutionResult, SandboxError
+from assistants_server.tools.base import (
+    MODEL_ONLY,
+    Call,
+    Entry,
+    Found,
+    Tool,
+    ToolRound,
+    unavailable,
+)
+from assistants_server.tools.sandbox_files import (
+    file_names,
+    model_output,
+    outputs_of,
+    place_files,
+    save_outputs,
+)
 
 log = logging.getLogger(__name__)
 NAME = "code_interpreter"
 # A link ends at whitespace, a bracket or quote, or a citation marker; trailing punctuation
 # belongs to the sentence.
 LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>`【]*[^\s)\]\"'<>`【.,;:!?]")
-MAX_SAVED_FILES = 20
 
 
-def definition(files: list[str]) -> dict[str, Any]:
+def offered(files: list[str]) -> dict[str, Any]:
+    """The tool as the model is offered it, naming the files it can open."""
     listing = ("Files available: " + ", ".join(f"{WORK_DIR}/{name}" for name in files) + "."
                if files else "")
     return {"type": "function", "function": {
@@ -113,85 +124,6 @@ class CodeInput:
         return i
 
 
-async def place_files(
-    sessionmaker: async_sessionmaker[AsyncSession], sandbox: Sandbox, blobs: BlobStore,
-    run: RunRow,
-) -> None:
-    """Put the run's and the thread's files in the session's /mnt/data. Every time: a session
-    closed for idleness (or to make room) took its directory with it."""
-    async with sessionmaker() as session:
-        rows = await _files(session, run)
-    for file_id, filename in rows:
-        try:
-            data = b"".join([part async for part in await blobs.open(file_id)])
-            await sandbox.put_file(run.thread_id, filename, data)
-        except (OSError, SandboxError) as exc:  # one unusable file must not stop the code
-            log.warning("file %s not placed in the session of %s: %s", file_id,
-                        run.thread_id, exc)
-
-
-async def _files(session: AsyncSession, run: RunRow) -> list[tuple[str, str]]:
-    """(id, filename) of the files the run's code may use."""
-    ids = await resource_ids(session, run, NAME, "file_ids")
-    if not ids:
-        return []
-    return [(file_id, filename) for file_id, filename in await session.execute(
-        select(FileRow.id, FileRow.filename).where(FileRow.id.in_(ids)))]
-
-
-async def file_names(session: AsyncSession, run: RunRow) -> list[str]:
-    return [filename for _, filename in await _files(session, run)]
-
-
-async def save_outputs(
-    sessionmaker: async_sessionmaker[AsyncSession], sandbox: Sandbox, blobs: BlobStore,
-    thread_id: str, result: ExecutionResult,
-) -> tuple[list[str], dict[str, str]]:
-    """The execution's figures and written files as files of purpose `assistants_output`:
-    image file ids, and file ids by their `sandbox:` link. Each is read first and recorded in
-    a transaction of its own, so no write lock waits on file I/O."""
-    images = [await _save(sessionmaker, blobs, png, f"figure-{i + 1}.png")
-              for i, png in enumerate(result.images)]
-    paths: dict[str, str] = {}
-    for path in result.files[:MAX_SAVED_FILES]:
-        try:
-            data = await sandbox.read_file(thread_id, path)
-        except (SandboxError, OSError):
-            continue  # gone again, or not a regular file
-        file_id = await _save(sessionmaker, blobs, data, path.rsplit("/", 1)[-1])
-        paths[f"sandbox:{WORK_DIR}/{path.lstrip('/')}"] = file_id
-    return images, paths
-
-
-async def _save(
-    sessionmaker: async_sessionmaker[AsyncSession], blobs: BlobStore, data: bytes, name: str,
-) -> str:
-    async with sessionmaker() as session:
-        row = await create_file(session, blobs, io.BytesIO(data), name, "assistants_output",
-                                None)
-        await session.commit()
-        return row.id
-
-
-def outputs_of(result: ExecutionResult, images: list[str]) -> list[dict[str, Any]]:
-    logs = result.logs + (("\n" if result.logs else "") + result.error if result.error else "")
-    outputs: list[dict[str, Any]] = [{"type": "logs", "logs": logs}] if logs else []
-    outputs += [{"type": "image", "image": {"file_id": file_id}} for file_id in images]
-    return outputs
-
-
-def model_output(result: ExecutionResult, images: list[str], paths: Mapping[str, str]) -> str:
-    """What the model is told of the execution."""
-    parts = [result.logs] if result.logs else []
-    if result.error:
-        parts.append(f"Error: {result.error}")
-    if images:
-        parts.append(f"{len(images)} figure(s) were shown to the user.")
-    if paths:
-        parts.append("Files saved for the user (link them as written): " + ", ".join(paths))
-    return "\n".join(parts) or "(the code ran and printed nothing)"
-
-
 def file_paths(text: str, paths: Mapping[str, str], start: int = 0,
                final: bool = True) -> list[dict[str, Any]]:
     """`file_path` annotations for links to saved files in `text` from `start` on; unless
@@ -205,3 +137,65 @@ def file_paths(text: str, paths: Mapping[str, str], start: int = 0,
             found.append({"type": "file_path", "text": match[0], "start_index": match.start(),
                           "end_index": match.end(), "file_path": {"file_id": file_id}})
     return found
+
+
+class CodeInterpreter(Tool):
+    type = NAME
+
+    async def offer(self, definition: dict[str, Any], session: AsyncSession,
+                    run: RunRow) -> dict[str, Any]:
+        return offered(await file_names(session, run))
+
+    def entry(self, call: Call, complete: bool = True) -> Entry:
+        code = code_of(call["arguments"]) if complete else ""
+        return {"id": call["id"], "type": NAME,
+                "code_interpreter": {"input": code, "outputs": []}}
+
+    def deltas(self, slot: int, call: Call, fragment: str, state: dict[str, Any],
+               name: str | None = None) -> list[dict[str, Any]]:
+        """The code relayed as `input` deltas while the model writes it."""
+        parts = [] if state else [{"index": slot, **self.entry(call, complete=False)}]
+        piece = state.setdefault("input", CodeInput()).feed(fragment)
+        if piece:
+            parts.append({"index": slot, "type": NAME, NAME: {"input": piece}})
+        return parts
+
+    async def execute(self, call: Call, round_: ToolRound) -> Entry:
+        sandbox, blobs, run = round_.services.sandbox, round_.services.blobs, round_.run
+        if sandbox is None or blobs is None:
+            return unavailable(call)
+        code = code_of(call["arguments"])
+        try:
+            await place_files(round_.sessionmaker, sandbox, blobs, run)
+            result = await sandbox.execute(run.thread_id, code)
+        except SandboxError as exc:
+            log.warning("code of run %s could not run: %s", run.id, exc)
+            result = ExecutionResult(logs="", error=f"The code could not run: {exc}",
+                                     restarted=True)
+        images, paths = await save_outputs(round_.sessionmaker, sandbox, blobs, run.thread_id,
+                                           result)
+        return {"id": call["id"], "type": NAME,
+                "code_interpreter": {"input": code, "outputs": outputs_of(result, images)},
+                MODEL_ONLY: {"name": NAME, "arguments": call["arguments"],
+                             "output": model_output(result, images, paths),
+                             "images": images, "paths": paths}}
+
+    def output_deltas(self, slot: int, entry: Entry) -> list[dict[str, Any]]:
+        """The outputs as a delta, before the step's completion shows them all."""
+        outputs = entry[NAME].get("outputs")
+        if not outputs:
+            return []
+        return [{"index": slot, "type": NAME, NAME: {
+            "outputs": [{"index": i, **output} for i, output in enumerate(outputs)]}}]
+
+    def remember(self, entry: Entry, found: Found) -> None:
+        model = entry.get(MODEL_ONLY) or {}
+        found.paths.update(model.get("paths") or {})
+        found.images += model.get("images") or []
+
+    def annotate(self, text: str, found: Found, start: int,
+                 final: bool) -> tuple[list[dict[str, Any]], int]:
+        if not found.paths:
+            return [], start
+        links = file_paths(text, found.paths, start, final=final)
+        return links, (links[-1]["end_index"] if links else start)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.db.models import RunRow, VectorStoreRow
 from assistants_server.engine.tokens import count_text
 from assistants_server.retrieval.index import SearchIndex
+from assistants_server.tools.base import Call, Entry, Found, Tool, ToolRound, unavailable
 from assistants_server.tools.definitions import RANKER
 from assistants_server.tools.resources import resource_ids
 from assistants_server.vector_stores.schemas import SearchResult
@@ -131,3 +132,47 @@ def citations(text: str, sources: Sources, start: int = 0) -> tuple[list[dict[st
                           "start_index": match.start(), "end_index": match.end(),
                           "file_citation": {"file_id": file_id}})
     return found, start
+
+
+RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+class FileSearch(Tool):
+    type = NAME
+    includes = frozenset({RESULT_CONTENT})
+
+    async def offer(self, definition: dict[str, Any], session: AsyncSession,
+                    run: RunRow) -> dict[str, Any]:
+        return DEFINITION
+
+    async def execute(self, call: Call, round_: ToolRound) -> Entry:
+        index = round_.services.index
+        if index is None:
+            return unavailable(call)
+        async with round_.sessionmaker() as session:
+            entry = await run_file_search(
+                session, index, round_.run, call["id"], call["arguments"], round_.searches,
+                budget_tokens=round_.context_window // 4)
+            await session.commit()
+        round_.searches += 1
+        return entry
+
+    def public(self, entry: Entry, include: frozenset[str]) -> Entry:
+        """Results without their content unless `include[]` asked for it."""
+        shown = super().public(entry, include)
+        if RESULT_CONTENT not in include:
+            search = shown[NAME]
+            shown[NAME] = {**search, "results": [
+                {k: v for k, v in result.items() if k != "content"}
+                for result in search.get("results", [])]}
+        return shown
+
+    def remember(self, entry: Entry, found: Found) -> None:
+        found.sources.update(sources_of(entry))
+        found.searches += 1
+
+    def annotate(self, text: str, found: Found, start: int,
+                 final: bool) -> tuple[list[dict[str, Any]], int]:
+        if not found.sources:
+            return [], start
+        return citations(text, found.sources, start)
