@@ -70,7 +70,9 @@ def describe_validation_error(errors: Sequence[Any]) -> tuple[str, str | None, s
         return f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
     if kind == "union_tag_invalid":
         tag = str(ctx.get("tag", "")).lstrip("=")
-        supported = str(ctx.get("expected_tags", "")).replace("'=", "'")
+        # `=*`: the member taking whatever was registered since (tools/definitions.py).
+        tags = [t for t in str(ctx.get("expected_tags", "")).split(", ") if t != "'=*'"]
+        supported = ", ".join(tags).replace("'=", "'")
         return (f"Invalid value: '{tag}'. Supported values are: {supported}.",
                 f"{param}.type", "invalid_value")
     if kind == "union_tag_not_found":
@@ -178,7 +180,7 @@ def find_nul(value: Any, path: str = "") -> str | None:
     return None
 
 
-def _type_tag(value: Any) -> str | None:
+def type_tag(value: Any) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     return None if kind is None else f"={kind}"
 
@@ -186,5 +188,5 @@ def _type_tag(value: Any) -> str | None:
 # The discriminator of the API's unions told apart by `type` (tools, content parts, formats):
 # `Annotated[Annotated[A, Tag("=a")] | Annotated[B, Tag("=b")], BY_TYPE]`. Tags carry a leading
 # '=' so error paths can drop them (`tools[0].function.name`, not
-# `tools[0].function.function.name`).
-BY_TYPE = Discriminator(_type_tag)
+# `tools[0].function.function.name`); `=*` is a member for types registered at run time.
+BY_TYPE = Discriminator(type_tag)

@@ -15,8 +15,11 @@ A call is the model's: `{"id", "type", "name", "arguments"}`; an entry is the st
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,6 +70,9 @@ class Tool:
     type: ClassVar[str]
     server: ClassVar[bool] = True  # executed here; False: handed to the client
     includes: ClassVar[frozenset[str]] = frozenset()  # what `include[]` may ask of it
+    # The wire model of the tool's entry in `tools[]`, for a tool added to the built-in ones
+    # (whose models are in tools/definitions.py).
+    definition: ClassVar[builtins.type[BaseModel] | None] = None
 
     async def offer(self, definition: dict[str, Any], session: AsyncSession,
                     run: RunRow) -> dict[str, Any]:

@@ -14,13 +14,15 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     Tag,
     field_validator,
     model_validator,
 )
 
-from assistants_server.api.validation import BY_TYPE, find_nul, rule_error
+from assistants_server.api.validation import BY_TYPE, find_nul, rule_error, type_tag
+from assistants_server.tools.registry import is_registered, tool_for
 
 # The file_search ranker `auto` stands for, as the service named it.
 RANKER = "default_2024_08_21"
@@ -129,11 +131,39 @@ class CodeInterpreterTool(WireModel):
     type: Literal["code_interpreter"] = "code_interpreter"
 
 
+class RegisteredTool(WireModel):
+    """A tool added through tools/registry.py: validated by its own `definition` model."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_registered(cls, value: Any) -> Any:
+        definition = tool_for(value["type"]).definition if isinstance(value, dict) else None
+        if definition is None:
+            return value
+        return definition.model_validate(value).model_dump(exclude_none=True)
+
+
+_BUILT_IN = frozenset({"code_interpreter", "file_search", "function"})
+
+
+def _tool_tag(value: Any) -> str | None:
+    """The union member of a tool: its own for the built-in ones, `RegisteredTool` for one
+    registered since (an unknown type fails on the built-in tags, as the service did)."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if isinstance(kind, str) and kind not in _BUILT_IN and is_registered(kind):
+        return "=*"
+    return type_tag(value)
+
+
 Tool = Annotated[
     Annotated[CodeInterpreterTool, Tag("=code_interpreter")]
     | Annotated[FileSearchTool, Tag("=file_search")]
-    | Annotated[FunctionTool, Tag("=function")],
-    BY_TYPE,
+    | Annotated[FunctionTool, Tag("=function")]
+    | Annotated[RegisteredTool, Tag("=*")],
+    Discriminator(_tool_tag),
 ]
 
 
