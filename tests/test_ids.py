@@ -6,7 +6,7 @@ import re
 import string
 from collections import Counter
 
-from assistants_server.ids import new_id
+from assistants_server.kit.ids import new_id
 
 
 def test_ids_are_the_prefix_and_24_base62_characters_all_different() -> None:

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from assistants_server.api.errors import BackendUnavailableError, install_error_handlers
 from assistants_server.api.middleware import GateMiddleware
 from assistants_server.assistants.router import router as assistants_router
 from assistants_server.backends.catalog import ModelCatalog
@@ -32,6 +31,7 @@ from assistants_server.events.redis_bus import RedisEventBus
 from assistants_server.files.blobs import LocalBlobStore
 from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
+from assistants_server.kit.errors import BackendUnavailableError, install_error_handlers
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
 from assistants_server.retrieval.embeddings import Embedder, OpenAIEmbedder, embedder_from

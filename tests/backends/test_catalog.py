@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from assistants_server.api.errors import BackendUnavailableError, InvalidRequestError
 from assistants_server.backends.catalog import ModelCatalog
 from assistants_server.backends.config import (
     BackendConfig,
@@ -19,6 +18,7 @@ from assistants_server.backends.config import (
     Timeouts,
 )
 from assistants_server.backends.router import ModelRouter
+from assistants_server.kit.errors import BackendUnavailableError, InvalidRequestError
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.db.models import RunRow
+from assistants_server.kit.wire import WireModel
 from assistants_server.tools.base import Call, Entry, Found, Tool, ToolRound
-from assistants_server.tools.definitions import WireModel
 from assistants_server.tools.registry import register, unregister
 from tests.fake_backend import Reply
 

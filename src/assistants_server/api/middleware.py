@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistants_server.api.errors import (
+from assistants_server.kit.errors import (
     APIError,
     AuthenticationError,
     InvalidRequestError,
@@ -24,7 +24,7 @@ from assistants_server.api.errors import (
     error_body,
     file_too_large,
 )
-from assistants_server.ids import new_request_id
+from assistants_server.kit.ids import new_request_id
 
 log = logging.getLogger(__name__)
 BETA_PREFIXES = ("/v1/assistants", "/v1/threads")

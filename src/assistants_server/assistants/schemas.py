@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from assistants_server.api.validation import Metadata
 from assistants_server.db.models import AssistantRow
-from assistants_server.tools.definitions import ResponseFormat, Tool, ToolResources, WireModel
+from assistants_server.kit.validation import Metadata
+from assistants_server.kit.wire import WireModel
+from assistants_server.tools.definitions import ResponseFormat, Tool, ToolResources
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 Name = Annotated[str, Field(max_length=256)]

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from assistants_server.api.errors import BackendUnavailableError, InvalidRequestError
 from assistants_server.backends.config import CATCH_ALL
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import ModelRouter, is_pattern
+from assistants_server.kit.errors import BackendUnavailableError, InvalidRequestError
 
 CATALOGUE_TTL = 30.0
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from assistants_server.api.errors import BackendUnavailableError
 from assistants_server.backends.catalog import fetch_backend_models
 from assistants_server.backends.chat import (
     BackendError,
@@ -26,6 +25,7 @@ from assistants_server.backends.chat import (
 from assistants_server.backends.config import CATCH_ALL, ModelsConfig
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import is_pattern
+from assistants_server.kit.errors import BackendUnavailableError
 from assistants_server.retrieval.embeddings import EmbeddingError, OpenAIEmbedder
 
 WEATHER = {"type": "function", "function": {

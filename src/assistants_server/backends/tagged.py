@@ -22,7 +22,7 @@ from assistants_server.backends.chat import (
     Usage,
 )
 from assistants_server.backends.tagged_prompt import CLOSE, OPEN, tagged_request
-from assistants_server.ids import new_id
+from assistants_server.kit.ids import new_id
 
 Parsed = list[TextDelta | ToolCallDelta]
 Send = Callable[[ChatRequest], AsyncIterator[ChatEvent]]

@@ -11,12 +11,6 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from assistants_server.api.errors import (
-    APIError,
-    BackendUnavailableError,
-    InvalidRequestError,
-    error_body,
-)
 from assistants_server.backends.chat import (
     BackendError,
     ChatEvent,
@@ -27,7 +21,13 @@ from assistants_server.backends.chat import (
     Usage,
 )
 from assistants_server.backends.router import ModelRouter
-from assistants_server.ids import new_id
+from assistants_server.kit.errors import (
+    APIError,
+    BackendUnavailableError,
+    InvalidRequestError,
+    error_body,
+)
+from assistants_server.kit.ids import new_id
 
 
 def request_of(body: dict[str, Any]) -> ChatRequest:

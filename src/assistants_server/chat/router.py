@@ -19,12 +19,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from assistants_server.api.errors import APIError, BackendUnavailableError, InvalidRequestError
 from assistants_server.backends.chat import BackendError
 from assistants_server.backends.clock import Clock
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import ModelRouter, Target
 from assistants_server.chat.render import api_error, error_chunk, tagged_completion
+from assistants_server.kit.errors import APIError, BackendUnavailableError, InvalidRequestError
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 # A chunk that carries some of the answer (not the role alone, nor a keep-alive).

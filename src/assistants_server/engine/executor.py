@@ -25,9 +25,9 @@ from assistants_server.backends.chat import ChatBackend, ModelProfile
 from assistants_server.db.models import RunRow
 from assistants_server.engine.runner import drive_run
 from assistants_server.events.bus import EventBus
-from assistants_server.events.outbox import Outbox
 from assistants_server.runs.failures import DIED, FAULT
 from assistants_server.runs.lifecycle import end_run
+from assistants_server.runs.outbox import Outbox
 from assistants_server.tools.base import ToolServices
 from assistants_server.waiting import wait_set
 

@@ -19,8 +19,8 @@ from sqlalchemy import inspect
 from assistants_server.backends.chat import ChatEvent, Finish, TextDelta, ToolCallDelta, Usage
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
 from assistants_server.events.bus import EventBus
-from assistants_server.events.outbox import Outbox
-from assistants_server.ids import new_id
+from assistants_server.kit.ids import new_id
+from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.states import (
     IN_PROGRESS,
     transition_message,

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from assistants_server.api.deps import SessionDep
-from assistants_server.api.objects import DeletedObject
-from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
+from assistants_server.kit.objects import DeletedObject
+from assistants_server.kit.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.messages import service
 from assistants_server.messages.schemas import (
     CreateMessageRequest,

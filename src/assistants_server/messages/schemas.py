@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, Tag, field_validator
 
-from assistants_server.api.validation import BY_TYPE, Metadata, rule_error
 from assistants_server.db.models import MessageRow
-from assistants_server.tools.definitions import CodeInterpreterTool, WireModel
+from assistants_server.kit.validation import BY_TYPE, Metadata, rule_error
+from assistants_server.kit.wire import WireModel
+from assistants_server.tools.definitions import CodeInterpreterTool
 
 Detail = Literal["auto", "low", "high"]
 

@@ -7,10 +7,10 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.errors import InvalidRequestError, not_found
-from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.db.models import MessageRow, ThreadRow
-from assistants_server.ids import check_id, new_id
+from assistants_server.kit.errors import InvalidRequestError, not_found
+from assistants_server.kit.ids import check_id, new_id
+from assistants_server.kit.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.messages.schemas import (
     CreateMessageRequest,
     ModifyMessageRequest,

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from assistants_server.api.deps import ModelsDep
-from assistants_server.api.errors import NotFoundError
+from assistants_server.kit.errors import NotFoundError
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

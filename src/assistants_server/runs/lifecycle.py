@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
-from assistants_server.events.outbox import Outbox
 from assistants_server.runs.failures import LastError
+from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.states import (
     RunStatus,
     StepStatus,

@@ -14,14 +14,14 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import ModelsDep, SessionDep, SettingsDep
-from assistants_server.api.errors import InvalidRequestError
-from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.config import Settings
 from assistants_server.db.models import RunRow, ThreadRow
 from assistants_server.events.bus import EventBus
-from assistants_server.events.outbox import Outbox
 from assistants_server.events.sse import event_stream, snapshot_stream
+from assistants_server.kit.errors import InvalidRequestError
+from assistants_server.kit.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.runs import service
+from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.schemas import (
     CreateRunRequest,
     CreateThreadAndRunRequest,

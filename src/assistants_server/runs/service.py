@@ -11,14 +11,14 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.errors import InvalidRequestError, NotFoundError, not_found
-from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.assistants.service import get_assistant
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
-from assistants_server.events.outbox import Outbox
-from assistants_server.ids import check_id, new_id
+from assistants_server.kit.errors import InvalidRequestError, NotFoundError, not_found
+from assistants_server.kit.ids import check_id, new_id
+from assistants_server.kit.pagination import ListQuery, fetch_page
 from assistants_server.messages.service import add_messages, create_thread_with_messages
 from assistants_server.runs.lifecycle import end_run, on_fresh_state
+from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.schemas import (
     CreateRunRequest,
     CreateThreadAndRunRequest,

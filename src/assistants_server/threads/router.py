@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from assistants_server.api.deps import SessionDep
-from assistants_server.api.objects import DeletedObject
+from assistants_server.kit.objects import DeletedObject
 from assistants_server.messages.service import create_thread_with_messages
 from assistants_server.threads import service
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest, Thread

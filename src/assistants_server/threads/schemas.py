@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from assistants_server.api.validation import Metadata
 from assistants_server.db.models import ThreadRow
+from assistants_server.kit.validation import Metadata
+from assistants_server.kit.wire import WireModel
 from assistants_server.messages.schemas import CreateMessageRequest
-from assistants_server.tools.definitions import ToolResources, WireModel
+from assistants_server.tools.definitions import ToolResources
 
 
 class CreateThreadRequest(WireModel):

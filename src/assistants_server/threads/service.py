@@ -7,9 +7,9 @@ import time
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.errors import not_found
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRow
-from assistants_server.ids import check_id, new_id
+from assistants_server.kit.errors import not_found
+from assistants_server.kit.ids import check_id, new_id
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest
 from assistants_server.tools.definitions import dump_tool_resources
 from assistants_server.vector_stores.resources import create_inline_stores

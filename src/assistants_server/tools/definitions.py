@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 import jsonschema
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
@@ -21,27 +20,12 @@ from pydantic import (
     model_validator,
 )
 
-from assistants_server.api.validation import BY_TYPE, find_nul, rule_error, type_tag
+from assistants_server.kit.validation import BY_TYPE, rule_error, type_tag
+from assistants_server.kit.wire import WireModel
 from assistants_server.tools.registry import is_registered, tool_for
 
 # The file_search ranker `auto` stands for, as the service named it.
 RANKER = "default_2024_08_21"
-
-class WireModel(BaseModel):
-    """A request model: unknown fields are refused, as the service refused them, and so are
-    NUL characters, which PostgreSQL cannot store in text (refused on every database alike)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        path = find_nul(value)
-        if path is not None:
-            raise rule_error("Invalid '{param}': strings cannot contain the NUL character "
-                             "(\\u0000).", code="invalid_value", suffix=path)
-        return value
-
 
 class FunctionDefinition(WireModel):
     name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.errors import InvalidRequestError, NotFoundError
 from assistants_server.db.models import VectorStoreFileBatchRow, VectorStoreFileRow
-from assistants_server.ids import check_id, new_id
+from assistants_server.kit.errors import InvalidRequestError, NotFoundError
+from assistants_server.kit.ids import check_id, new_id
 from assistants_server.vector_stores.schemas import CreateFileBatchRequest, FileBatch
 from assistants_server.vector_stores.service import (
     attach_file,

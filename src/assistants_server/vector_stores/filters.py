@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistants_server.api.errors import InvalidRequestError
+from assistants_server.kit.errors import InvalidRequestError
 
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
 

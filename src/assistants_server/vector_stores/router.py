@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
 from assistants_server.api.deps import SessionDep
-from assistants_server.api.errors import InvalidRequestError
-from assistants_server.api.objects import DeletedObject
-from assistants_server.api.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
+from assistants_server.kit.errors import InvalidRequestError
+from assistants_server.kit.objects import DeletedObject
+from assistants_server.kit.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.retrieval.rows import ChunkRow
 from assistants_server.vector_stores import batches, service

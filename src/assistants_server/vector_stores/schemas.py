@@ -12,8 +12,8 @@ from pydantic import (
     model_serializer,
 )
 
-from assistants_server.api.validation import Metadata, rule_error
-from assistants_server.tools.definitions import WireModel
+from assistants_server.kit.validation import Metadata, rule_error
+from assistants_server.kit.wire import WireModel
 
 MAX_ATTRIBUTES, MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT = 16, 64, 512
 

@@ -27,7 +27,7 @@ def new_request_id() -> str:
 def check_id(value: str, prefix: Prefix, param: str) -> str:
     """Refuse an id of the wrong kind the way the service did (a 400 naming the parameter)."""
     if not value.startswith(prefix):
-        from assistants_server.api.errors import InvalidRequestError
+        from assistants_server.kit.errors import InvalidRequestError
 
         raise InvalidRequestError(
             f"Invalid '{param}': '{value}'. Expected an ID that begins with "

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.errors import InvalidRequestError
 from assistants_server.db.models import ListedRow, TombstoneRow
+from assistants_server.kit.errors import InvalidRequestError
 
 RowT = TypeVar("RowT", bound=ListedRow)
 ItemT = TypeVar("ItemT")

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistants_server.api.validation import describe_validation_error
+from assistants_server.kit.validation import describe_validation_error
 
 
 class APIError(Exception):
