@@ -39,6 +39,7 @@ from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
 from assistants_server.threads.router import router as threads_router
+from assistants_server.toolbox import register_builtins
 from assistants_server.tools.base import ToolServices
 from assistants_server.vector_stores.ingest import Ingestor
 from assistants_server.vector_stores.router import router as vector_stores_router
@@ -119,6 +120,7 @@ async def _announce_models(catalog: ModelCatalog) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.load()
     settings.configure_logging()
+    register_builtins()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

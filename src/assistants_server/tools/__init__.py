@@ -1,1 +1,3 @@
-"""Tools an assistant can use: their wire definitions and (later) their executors."""
+"""The Tool seam (base.py), the registry of the tools offered (registry.py) and the tools'
+wire definitions as assistants and runs accept them (definitions.py). The tools themselves
+are in toolbox/."""

@@ -16,7 +16,7 @@ from assistants_server.db.models import FileRow, RunRow
 from assistants_server.files.blobs import BlobStore
 from assistants_server.files.service import create_file
 from assistants_server.sandbox import WORK_DIR, ExecutionResult, Sandbox, SandboxError
-from assistants_server.tools.resources import resource_ids
+from assistants_server.toolbox.resources import resource_ids
 
 log = logging.getLogger(__name__)
 NAME = "code_interpreter"

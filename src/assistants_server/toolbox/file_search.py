@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.db.models import RunRow, VectorStoreRow
 from assistants_server.engine.tokens import count_text
 from assistants_server.retrieval.index import SearchIndex
+from assistants_server.toolbox.resources import resource_ids
 from assistants_server.tools.base import Call, Entry, Found, Tool, ToolRound, unavailable
 from assistants_server.tools.definitions import RANKER
-from assistants_server.tools.resources import resource_ids
 from assistants_server.vector_stores.schemas import SearchResult
 from assistants_server.vector_stores.search import search_stores
 

@@ -20,6 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.db.models import RunRow
 from assistants_server.sandbox import WORK_DIR, ExecutionResult, SandboxError
+from assistants_server.toolbox.sandbox_files import (
+    file_names,
+    model_output,
+    outputs_of,
+    place_files,
+    save_outputs,
+)
 from assistants_server.tools.base import (
     MODEL_ONLY,
     Call,
@@ -28,13 +35,6 @@ from assistants_server.tools.base import (
     Tool,
     ToolRound,
     unavailable,
-)
-from assistants_server.tools.sandbox_files import (
-    file_names,
-    model_output,
-    outputs_of,
-    place_files,
-    save_outputs,
 )
 
 log = logging.getLogger(__name__)
