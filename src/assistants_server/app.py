@@ -32,6 +32,7 @@ from assistants_server.files.blobs import LocalBlobStore
 from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
 from assistants_server.kit.errors import BackendUnavailableError, install_error_handlers
+from assistants_server.kit.uow import commit
 from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
 from assistants_server.retrieval.embeddings import Embedder, OpenAIEmbedder, embedder_from
@@ -139,7 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async def purge_files() -> None:
             async with app.state.sessionmaker() as session:
                 await purge_expired(session, app.state.blobs, int(time.time()),
-                                    lambda s, file_id: forget_file(s, index, file_id))
+                                    app.state.forget_file)
+                await commit(session)
         router = ModelRouter.from_config(settings.models_config)
         app.state.models = router
         app.state.catalog = ModelCatalog(router, settings.models, app.state.started_at)
@@ -147,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds) as http:
             index = DatabaseSearchIndex(_embedder(settings, router, http))
             app.state.search_index = index
+            app.state.forget_file = lambda session, file_id: forget_file(session, index, file_id)
             executor = ingestor = sandbox = None
             if settings.executor_enabled:
                 sandbox = await _start_sandbox(settings)

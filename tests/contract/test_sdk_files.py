@@ -92,6 +92,7 @@ async def test_expired_files_disappear_and_their_bytes_are_purged(client: httpx.
 
     from assistants_server.db.models import FileRow
     from assistants_server.files.service import purge_expired
+    from assistants_server.kit.uow import commit
 
     made = (await client.post("/v1/files", data={"purpose": "assistants"},
                               files={"file": ("a.txt", b"abc", "text/plain")})).json()
@@ -107,6 +108,7 @@ async def test_expired_files_disappear_and_their_bytes_are_purged(client: httpx.
     assert (blobs / made["id"]).exists()
     async with app.state.sessionmaker() as session:
         assert await purge_expired(session, app.state.blobs, int(time.time())) == 1
+        await commit(session)  # the caller owns the transaction; the bytes go after it
     assert not (blobs / made["id"]).exists() and (blobs / kept["id"]).exists()
 
 
@@ -115,6 +117,7 @@ async def test_cursors_survive_expiry_and_purge(client: httpx.AsyncClient, app: 
 
     from assistants_server.db.models import FileRow
     from assistants_server.files.service import purge_expired
+    from assistants_server.kit.uow import commit
 
     ids = [(await client.post("/v1/files", data={"purpose": "assistants"}, files={
         "file": (f"{i}.txt", b"x", "text/plain")})).json()["id"] for i in range(3)]
@@ -126,6 +129,7 @@ async def test_cursors_survive_expiry_and_purge(client: httpx.AsyncClient, app: 
     assert [f["id"] for f in page.json()["data"]] == [ids[2]]
     async with app.state.sessionmaker() as session:
         await purge_expired(session, app.state.blobs, int(time.time()))
+        await commit(session)
     page = await client.get("/v1/files", params={"order": "asc", "after": ids[1]})
     assert [f["id"] for f in page.json()["data"]] == [ids[2]]
 

@@ -94,6 +94,7 @@ async def test_an_expired_file_leaves_its_vector_stores_when_purged(
 
     from assistants_server.db.models import FileRow
     from assistants_server.files.service import purge_expired
+    from assistants_server.kit.uow import commit
     from assistants_server.vector_stores.service import forget_file
 
     file_id = await upload(client, "old.txt")
@@ -104,7 +105,9 @@ async def test_an_expired_file_leaves_its_vector_stores_when_purged(
         purged = await purge_expired(
             session, app.state.blobs, int(time.time()),
             lambda s, f: forget_file(s, app.state.search_index, f))
+        await commit(session)  # the caller owns the transaction; the bytes go after it
     assert purged == 1
+    assert not (app.state.settings.data_dir / "files" / file_id).exists()
     shown = (await client.get(f"/v1/vector_stores/{store['id']}")).json()
     assert shown["file_counts"]["total"] == 0
 

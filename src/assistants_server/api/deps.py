@@ -1,5 +1,5 @@
-"""Request-scoped dependencies: the database session (committed when the endpoint returns)
-and the app's settings."""
+"""Request-scoped dependencies: the database session (committed when the endpoint returns,
+then what the request queued to follow the commit: kit/uow.py) and the app's settings."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.backends.catalog import ModelCatalog
 from assistants_server.config import Settings
+from assistants_server.kit.uow import commit, rollback
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # Services only flush; the request commits once, after the endpoint succeeded.
     async with request.app.state.sessionmaker() as session:
-        yield session
-        await session.commit()
+        try:
+            yield session
+        except BaseException:
+            await rollback(session)
+            raise
+        await commit(session)
 
 
 async def _settings(request: Request) -> Settings:  # async: no hop to the thread pool

@@ -18,7 +18,7 @@ from assistants_server.files.blobs import BlobStore
 from assistants_server.files.schemas import DeletedFile, File
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError, file_too_large
 from assistants_server.kit.pagination import ListPage, ListQuery, list_query, page_of
-from assistants_server.vector_stores.service import forget_file
+from assistants_server.kit.uow import after_commit, on_rollback
 
 router = APIRouter(tags=["files"])
 
@@ -49,11 +49,8 @@ async def create_file(request: Request, session: SessionDep, settings: SettingsD
         row = await service.create_file(session, _blobs(request), upload.file,
                                         service.clean_filename(upload.filename), purpose,
                                         expires_after)
-        try:
-            await session.commit()
-        except BaseException:
-            await _blobs(request).delete(row.id)  # no record will name these bytes
-            raise
+        blobs = _blobs(request)
+        on_rollback(session, lambda: blobs.delete(row.id))  # no record will name these bytes
     finally:
         await form.close()
     return File.from_row(row)
@@ -75,12 +72,11 @@ async def retrieve_file(file_id: str, session: SessionDep) -> File:
 
 @router.delete("/v1/files/{file_id}")
 async def delete_file(file_id: str, session: SessionDep, request: Request) -> DeletedFile:
-    index = request.app.state.search_index
-    # Leaves every vector store it was in, chunks and all, in the same commit.
-    deleted = await service.delete_file(
-        session, file_id, lambda s, f: forget_file(s, index, f))
-    await session.commit()
-    await _blobs(request).delete(deleted)
+    # Leaves every vector store it was in, chunks and all, in the same commit (the app
+    # wires `forget_file`: what else holds files is not this package's business).
+    deleted = await service.delete_file(session, file_id, request.app.state.forget_file)
+    blobs = _blobs(request)
+    after_commit(session, lambda: blobs.delete(deleted))
     return DeletedFile(id=deleted)
 
 

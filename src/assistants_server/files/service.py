@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import BinaryIO
 
 from sqlalchemy import ColumnElement, or_, select
@@ -16,6 +17,7 @@ from assistants_server.files.schemas import UPLOAD_PURPOSES
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError
 from assistants_server.kit.ids import check_id, new_id
 from assistants_server.kit.pagination import ListQuery, delete_listed, fetch_page
+from assistants_server.kit.uow import after_commit
 
 MIN_EXPIRY_SECONDS, MAX_EXPIRY_SECONDS = 3600, 2_592_000
 
@@ -128,16 +130,13 @@ async def _remove(session: AsyncSession, row: FileRow, forget: Forget | None) ->
 async def purge_expired(
     session: AsyncSession, blobs: BlobStore, now: int, forget: Forget | None = None,
 ) -> int:
-    """Forget files past their `expires_at`: records first (leaving tombstones, so cursors
-    naming them keep working; `forget` takes each out of what else uses it, in the same
-    transaction), bytes after the commit."""
+    """Forget files past their `expires_at`: records (leaving tombstones, so cursors naming
+    them keep working; `forget` takes each out of what else uses it, in the same
+    transaction), and their bytes once the caller has committed."""
     expired = list(await session.scalars(
         select(FileRow).where(FileRow.expires_at <= now).limit(500)))
     for row in expired:
         await _remove(session, row, forget)
-    if not expired:
-        return 0
-    await session.commit()
     for row in expired:
-        await blobs.delete(row.id)
+        after_commit(session, partial(blobs.delete, row.id))
     return len(expired)

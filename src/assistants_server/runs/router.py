@@ -20,6 +20,7 @@ from assistants_server.events.bus import EventBus
 from assistants_server.events.sse import event_stream, snapshot_stream
 from assistants_server.kit.errors import InvalidRequestError
 from assistants_server.kit.pagination import ListPage, ListQueryDep, page_of
+from assistants_server.kit.uow import after_commit
 from assistants_server.runs import service
 from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.schemas import (
@@ -69,25 +70,28 @@ async def _respond(
     lease: Lease | None, outbox: Outbox, stream: bool | None, after: int = 0,
     background: BackgroundTasks | None = None,
 ) -> Any:
-    """Commit, publish what the request changed, set the run going; then the run, or its
-    event stream from `after` when the request asked for one. A run leased here and not
+    """Once the request commits: publish what it changed and set the run going; the run, or
+    its event stream from `after` when the request asked for one. A run leased here and not
     streamed starts once the answer is sent (`background`): its first steps would hold the
     event loop before the answer went out."""
-    await session.commit()
-    await outbox.publish()
     executor = request.app.state.executor
-    if lease is not None:
-        if background is not None and not stream:
+    bus = _bus(request)
+
+    async def start() -> None:
+        await outbox.publish()
+        if lease is None:
+            if executor is not None:
+                await executor.notify()
+            await bus.wake()
+        elif background is not None and not stream:
             background.add_task(_adopt, executor, run)
         else:
             executor.adopt(run.id, run)
-    else:
-        if executor is not None:
-            await executor.notify()
-        await _bus(request).wake()
+
+    after_commit(session, start)
     if not stream:
         return _run_json(run)
-    return event_stream(_bus(request), run.id, after, settings.stream_keepalive_seconds)
+    return event_stream(bus, run.id, after, settings.stream_keepalive_seconds)
 
 
 async def _adopt(executor: Executor, run: RunRow) -> None:  # async: on the loop, not a thread

@@ -10,11 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import SessionDep
 from assistants_server.kit.errors import InvalidRequestError
 from assistants_server.kit.objects import DeletedObject
 from assistants_server.kit.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
+from assistants_server.kit.uow import after_commit
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.retrieval.rows import ChunkRow
 from assistants_server.vector_stores import batches, service
@@ -50,11 +52,10 @@ def _ingestor(request: Request) -> Ingestor | None:
     return ingestor
 
 
-async def _committed(request: Request, session: SessionDep) -> None:
-    """Commit now, then wake this process's ingestion worker."""
-    await session.commit()
+def _wake_ingestion(request: Request, session: AsyncSession) -> None:
+    """Wake this process's ingestion worker once the request's files are committed."""
     if (ingestor := _ingestor(request)) is not None:
-        ingestor.notify()
+        after_commit(session, ingestor.notify)
 
 
 @router.post("")
@@ -62,7 +63,7 @@ async def create_vector_store(
     body: CreateVectorStoreRequest, session: SessionDep, request: Request
 ) -> VectorStore:
     store = await service.create_vector_store(session, body)
-    await _committed(request, session)
+    _wake_ingestion(request, session)
     return await service.describe_vector_store(session, store)
 
 
@@ -126,7 +127,7 @@ async def create_vector_store_file(
     row = await service.attach_file(session, store, body.file_id,
                                     service.chunking(body.chunking_strategy),
                                     body.attributes or {})
-    await _committed(request, session)
+    _wake_ingestion(request, session)
     return service.show_file(row)
 
 
@@ -185,7 +186,7 @@ async def create_vector_store_file_batch(
 ) -> FileBatch:
     batch = await batches.create_file_batch(session, vector_store_id,
                                              batches.batch_entries(body))
-    await _committed(request, session)
+    _wake_ingestion(request, session)
     return await batches.describe_file_batch(session, batch)
 
 
