@@ -7,7 +7,7 @@
            -> in_progress (next round)     serve: server tools run, their outputs the next turn
            -> failed | expired | cancelled  on the way: an error, the deadline, a cancel
 
-Statuses change only in runs/states.py; `engine/start.py` and `engine/outcome.py` hold each
+Statuses change only in db/states.py; `engine/start.py` and `engine/outcome.py` hold each
 phase's commit. Text stays in memory until its commit, so a process that dies mid-turn leaves
 nothing half-written (the executor's sweeper then fails the run); a turn that is cancelled,
 fails or expires keeps what was streamed, marked incomplete.

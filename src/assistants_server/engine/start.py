@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.backends.chat import ChatBackend, ModelProfile
 from assistants_server.db.models import RunRow
+from assistants_server.db.states import transition_run
 from assistants_server.engine.answer import Prefetched, ask
 from assistants_server.engine.context import Context, build_context
 from assistants_server.engine.turn import Turn
@@ -21,7 +22,6 @@ from assistants_server.files.blobs import BlobStore
 from assistants_server.runs.failures import TOO_LONG
 from assistants_server.runs.lifecycle import end_run
 from assistants_server.runs.outbox import Outbox
-from assistants_server.runs.states import transition_run
 
 Profiles = Callable[[str], ModelProfile]  # what the model behind a public name can take
 

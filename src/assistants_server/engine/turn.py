@@ -18,14 +18,14 @@ from sqlalchemy import inspect
 
 from assistants_server.backends.chat import ChatEvent, Finish, TextDelta, ToolCallDelta, Usage
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
-from assistants_server.events.bus import EventBus
-from assistants_server.kit.ids import new_id
-from assistants_server.runs.outbox import Outbox
-from assistants_server.runs.states import (
+from assistants_server.db.states import (
     IN_PROGRESS,
     transition_message,
     transition_step,
 )
+from assistants_server.events.bus import EventBus
+from assistants_server.kit.ids import new_id
+from assistants_server.runs.outbox import Outbox
 from assistants_server.tools.base import Call, Found
 from assistants_server.tools.registry import server_types, tool_for
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.db.models import MessageRow, ThreadRow
+from assistants_server.db.states import COMPLETED
 from assistants_server.kit.errors import InvalidRequestError, not_found
 from assistants_server.kit.ids import check_id, new_id
 from assistants_server.kit.pagination import ListQuery, delete_listed, fetch_page
@@ -16,7 +17,6 @@ from assistants_server.messages.schemas import (
     ModifyMessageRequest,
     content_to_wire,
 )
-from assistants_server.runs.states import COMPLETED
 from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.threads.service import active_run_id, create_thread, get_thread
 from assistants_server.vector_stores.resources import attach_to_thread

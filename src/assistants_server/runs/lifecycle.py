@@ -14,15 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
-from assistants_server.runs.failures import LastError
-from assistants_server.runs.outbox import Outbox
-from assistants_server.runs.states import (
+from assistants_server.db.states import (
     RunStatus,
     StepStatus,
     transition_message,
     transition_run,
     transition_step,
 )
+from assistants_server.runs.failures import LastError
+from assistants_server.runs.outbox import Outbox
 
 T = TypeVar("T")
 

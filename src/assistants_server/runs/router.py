@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.api.deps import ModelsDep, SessionDep, SettingsDep
 from assistants_server.config import Settings
 from assistants_server.db.models import RunRow, ThreadRow
+from assistants_server.db.states import ACTIVE
 from assistants_server.events.bus import EventBus
 from assistants_server.events.sse import event_stream, snapshot_stream
 from assistants_server.kit.errors import InvalidRequestError
@@ -32,7 +33,6 @@ from assistants_server.runs.schemas import (
     SubmitToolOutputsRequest,
 )
 from assistants_server.runs.service import Lease
-from assistants_server.runs.states import ACTIVE
 from assistants_server.tools.registry import includes
 
 if TYPE_CHECKING:

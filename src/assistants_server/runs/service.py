@@ -13,6 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.assistants.service import get_assistant
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
+from assistants_server.db.states import (
+    QUEUED,
+    TransitionError,
+    transition_run,
+    transition_step,
+)
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError, not_found
 from assistants_server.kit.ids import check_id, new_id
 from assistants_server.kit.pagination import ListQuery, fetch_page
@@ -25,12 +31,6 @@ from assistants_server.runs.schemas import (
     ModifyRunRequest,
     RunOptions,
     SubmitToolOutputsRequest,
-)
-from assistants_server.runs.states import (
-    QUEUED,
-    TransitionError,
-    transition_run,
-    transition_step,
 )
 from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.threads.service import active_run_id, get_thread
