@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from assistants_server.api.middleware import GateMiddleware
 from assistants_server.assistants.router import router as assistants_router
 from assistants_server.backends.catalog import ModelCatalog
-from assistants_server.backends.chat import ChatBackend, ModelProfile, NoBackend
+from assistants_server.backends.chat import ModelProfile, NoBackend
 from assistants_server.backends.router import ModelRouter
 from assistants_server.chat.router import router as chat_router
 from assistants_server.config import Settings
@@ -118,6 +118,74 @@ async def _announce_models(catalog: ModelCatalog) -> None:
                     "ASSISTANTS_BACKEND_BASE_URL or a configuration file's backends)")
 
 
+async def _open_storage(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
+    """The database, the event bus and the file store."""
+    engine = create_engine(settings)
+    stack.push_async_callback(engine.dispose)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine)
+    app.state.started_at = int(time.time())
+    bus: EventBus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
+    if settings.redis_url:
+        bus = RedisEventBus(settings.redis_url, prefix=settings.redis_prefix,
+                            retention_seconds=settings.stream_retention_seconds)
+        stack.push_async_callback(bus.close)
+    app.state.bus = bus
+    app.state.blobs = LocalBlobStore(settings.data_dir / "files")
+
+
+def _open_models(app: FastAPI, settings: Settings, stack: AsyncExitStack,
+                 http: httpx.AsyncClient) -> None:
+    """The model router and its public names, and the search index with its embedder."""
+    router = ModelRouter.from_config(settings.models_config)
+    stack.push_async_callback(router.aclose)
+    app.state.models = router
+    app.state.catalog = ModelCatalog(router, settings.models, app.state.started_at)
+    announce = asyncio.create_task(_announce_models(app.state.catalog))
+    stack.callback(announce.cancel)
+    index = DatabaseSearchIndex(_embedder(settings, router, http))
+    app.state.search_index = index
+    app.state.forget_file = lambda session, file_id: forget_file(session, index, file_id)
+
+
+async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
+    """The run executor (with the code_interpreter sandbox) and the ingestion worker, when
+    this process drives runs; stopped in the reverse order."""
+    app.state.executor = app.state.ingestor = None
+    if not settings.executor_enabled:
+        return
+    sandbox = await _start_sandbox(settings)
+    if sandbox is not None:
+        stack.push_async_callback(sandbox.aclose)
+    index, router, bus = app.state.search_index, app.state.models, app.state.bus
+
+    async def purge_files() -> None:
+        async with app.state.sessionmaker() as session:
+            await purge_expired(session, app.state.blobs, int(time.time()),
+                                app.state.forget_file)
+            await commit(session)
+
+    # Load the tokenizer now rather than in the first run's way.
+    await asyncio.to_thread(count_text, "")
+    executor = Executor(
+        app.state.sessionmaker, router if router.configured else NoBackend(),
+        concurrency=settings.executor_concurrency, lease_seconds=settings.lease_seconds,
+        profiles=_profiles(settings, router), bus=bus,
+        sweepers=[purge_files, *([sandbox.reap_idle] if sandbox else [])],
+        services=ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs))
+    await executor.start()
+    stack.push_async_callback(executor.stop)
+    ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
+                        concurrency=settings.ingest_concurrency)
+    await ingestor.start()
+    stack.push_async_callback(ingestor.stop)
+    app.state.executor, app.state.ingestor = executor, ingestor
+    if isinstance(bus, RedisEventBus):
+        wakeups = asyncio.create_task(bus.on_wake(executor.notify))
+        stack.callback(wakeups.cancel)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.load()
     settings.configure_logging()
@@ -125,71 +193,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.read_sessionmaker = create_read_sessionmaker(engine)
-        app.state.started_at = int(time.time())
-        bus: EventBus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
-        if settings.redis_url:
-            bus = RedisEventBus(settings.redis_url, prefix=settings.redis_prefix,
-                                retention_seconds=settings.stream_retention_seconds)
-        app.state.bus = bus
-        app.state.blobs = LocalBlobStore(settings.data_dir / "files")
-
-        async def purge_files() -> None:
-            async with app.state.sessionmaker() as session:
-                await purge_expired(session, app.state.blobs, int(time.time()),
-                                    app.state.forget_file)
-                await commit(session)
-        router = ModelRouter.from_config(settings.models_config)
-        app.state.models = router
-        app.state.catalog = ModelCatalog(router, settings.models, app.state.started_at)
-        announce = asyncio.create_task(_announce_models(app.state.catalog))
-        async with httpx.AsyncClient(timeout=settings.backend_timeout_seconds) as http:
-            index = DatabaseSearchIndex(_embedder(settings, router, http))
-            app.state.search_index = index
-            app.state.forget_file = lambda session, file_id: forget_file(session, index, file_id)
-            executor = ingestor = sandbox = None
-            if settings.executor_enabled:
-                sandbox = await _start_sandbox(settings)
-                services = ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs)
-                backend: ChatBackend = router if router.configured else NoBackend()
-                # Load the tokenizer now rather than in the first run's way.
-                await asyncio.to_thread(count_text, "")
-                executor = Executor(
-                    app.state.sessionmaker, backend,
-                    concurrency=settings.executor_concurrency,
-                    lease_seconds=settings.lease_seconds,
-                    profiles=_profiles(settings, router), bus=bus,
-                    sweepers=[purge_files, *([sandbox.reap_idle] if sandbox else [])],
-                    services=services)
-                await executor.start()
-                ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
-                                    concurrency=settings.ingest_concurrency)
-                await ingestor.start()
-            app.state.executor = executor
-            app.state.ingestor = ingestor
-            wakeups = None
-            if executor is not None and isinstance(bus, RedisEventBus):
-                wakeups = asyncio.create_task(bus.on_wake(executor.notify))
-            try:
-                yield
-            finally:
-                if wakeups is not None:
-                    wakeups.cancel()
-                    await asyncio.gather(wakeups, return_exceptions=True)
-                if ingestor is not None:
-                    await ingestor.stop()
-                if executor is not None:
-                    await executor.stop()
-                if sandbox is not None:
-                    await sandbox.aclose()
-                if isinstance(bus, RedisEventBus):
-                    await bus.close()
-                announce.cancel()
-                await router.aclose()
-                await engine.dispose()
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=settings.backend_timeout_seconds))
+            await _open_storage(app, settings, stack)
+            _open_models(app, settings, stack, http)
+            await _start_workers(app, settings, stack)
+            yield
 
     app = FastAPI(
         title="assistants-server",
