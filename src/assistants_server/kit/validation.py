@@ -54,6 +54,15 @@ def describe_validation_error(errors: Sequence[Any]) -> tuple[str, str | None, s
     from_query = (err.get("loc") or ("",))[0] == "query"
     if from_query and isinstance(value, str) and value.lstrip("-").isdigit():
         value = int(value)
+    return (_shape_error(kind, param, ctx, value) or _value_error(kind, param, ctx, value)
+            or (f"Invalid '{param}': {err.get('msg', 'invalid value')}.", param or None, None))
+
+
+Described = tuple[str, str | None, str | None]
+
+
+def _shape_error(kind: str, param: str, ctx: dict[str, Any], value: Any) -> Described | None:
+    """Errors of the request's shape: unparsable, missing, unknown or mistagged parts."""
     if kind == "openai":
         param = (param + (ctx.get("suffix") or "")).lstrip(".")
         return ctx["message"].replace("{param}", param), param or None, ctx.get("code")
@@ -84,6 +93,11 @@ def describe_validation_error(errors: Sequence[Any]) -> tuple[str, str | None, s
         expected = ctx.get("expected", "")
         return (f"Invalid value: '{value}'. Supported values are: {expected}.", param,
                 "invalid_value")
+    return None
+
+
+def _value_error(kind: str, param: str, ctx: dict[str, Any], value: Any) -> Described | None:
+    """Errors of a value: too long or short, out of bounds, of the wrong type."""
     if kind == "string_too_long":
         return (f"Invalid '{param}': string too long. Expected a string with maximum length "
                 f"{ctx['max_length']}, but got a string with length {len(value)} instead.",
@@ -121,7 +135,7 @@ def describe_validation_error(errors: Sequence[Any]) -> tuple[str, str | None, s
             expected, expected)
         return (f"Invalid type for '{param}': expected {_JSON_NAMES.get(expected, expected)}, "
                 f"but got {_json_type(value)} instead.", param, "invalid_type")
-    return f"Invalid '{param}': {err.get('msg', 'invalid value')}.", param or None, None
+    return None
 
 
 # --- shared field types -------------------------------------------------------------------
