@@ -1,10 +1,12 @@
 """The executor: claims queued runs from the database and drives them, with leases.
 
-A claim is a compare-and-set on the run row (status queued, lease free or expired), so two
-processes can never drive the same run, on SQLite or PostgreSQL alike. While a run is driven
-its lease is renewed; a run whose lease ran out while in progress belonged to a process that
-died, and the sweeper fails it with `server_error` (never left in progress). The sweeper also
-expires runs past `expires_at` and hands `cancelling` runs of this process to their tasks.
+Claims and leases are `db/leases.py`'s: a claim is a compare-and-set on the run row (status
+queued, lease free or expired), so two processes can never drive the same run, on SQLite or
+PostgreSQL alike, and the leases of the runs this process drives or has waiting are renewed
+by one task while it holds any. A run whose lease ran out while in progress belonged to a
+process that died, and the sweeper fails it with `server_error` (never left in progress). The
+sweeper also expires runs past `expires_at` and hands `cancelling` runs of this process to
+their tasks.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants_server.backends.chat import ChatBackend, ModelProfile
+from assistants_server.db.leases import RUNS, Leases
 from assistants_server.db.models import RunRow
 from assistants_server.engine.runner import drive_run
 from assistants_server.events.bus import EventBus
@@ -59,6 +62,8 @@ class Executor:
         self.bus = bus
         self.sweepers = list(sweepers)  # other periodic clean-ups (expired files)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # The runs this process drives or has waiting (`tasks` and `adopted`), renewed.
+        self.leases = Leases(sessionmaker, RUNS, self.owner, lease_seconds)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         # Runs leased to this process at creation (streamed here), waiting for room.
         self.adopted: deque[str] = deque()
@@ -87,6 +92,7 @@ class Executor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.leases.stop()  # what is left (adopted runs) is claimable when it runs out
 
     async def _loop(self) -> None:
         last_sweep = 0.0
@@ -116,6 +122,7 @@ class Executor:
     def adopt(self, run_id: str, known: RunRow | None = None) -> None:
         """Drive a run this process leased when it was queued: now if there is room, else
         before any other claim. `known`: the run as just committed, to start without a read."""
+        self.leases.hold(run_id, known.lease_expires_at if known is not None else None)
         if len(self.tasks) < self.concurrency and not self.adopted:
             self._start(run_id, known)
         else:
@@ -133,28 +140,11 @@ class Executor:
         if free <= 0:
             self._backlog = True  # not looked: some may be waiting
             return []
-        now = time.time()
-        claimable = and_(RunRow.status == "queued", or_(
-            RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now))
-        if self.tasks:
-            # A run this process drives may sit queued past its lease (a busy loop); claiming
-            # it again would ask the model twice.
-            claimable = and_(claimable, RunRow.id.not_in(list(self.tasks)))
-        claimed: list[str] = []
-        async with self.sessionmaker() as session:
-            ids = list(await session.scalars(select(RunRow.id).where(claimable).order_by(
-                RunRow.created_at, RunRow.pk).limit(free)))
-            self._backlog = len(ids) >= free
-            for run_id in ids:
-                result = await session.execute(
-                    update(RunRow).where(RunRow.id == run_id, claimable).values(
-                        lease_owner=self.owner, lease_expires_at=now + self.lease_seconds))
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(run_id)
-            await session.commit()
+        # Never a run this process holds: one driven here may sit queued past its lease (a
+        # busy loop), and claiming it again would ask the model twice.
+        claimed, self._backlog = await self.leases.claim(
+            RunRow.status == "queued", free, (RunRow.created_at, RunRow.pk))
         for run_id in claimed:
-            if run_id in self.adopted:  # waited here past its lease: start it once
-                self.adopted.remove(run_id)
             self._start(run_id)
         return claimed
 
@@ -171,6 +161,8 @@ class Executor:
             # Only our own entry: a continuation of the run may already have its own task.
             if self.tasks.get(run_id) is asyncio.current_task():
                 del self.tasks[run_id]
+                if run_id not in self.adopted:
+                    self.leases.drop(run_id)
             if self._backlog or self.adopted:  # room for a run that is waiting
                 self._wakeup.set()
 
@@ -180,7 +172,8 @@ class Executor:
         outbox = Outbox(self.bus)
         outbox.error(run_id)
         async with self.sessionmaker() as session:
-            run = await session.scalar(select(RunRow).where(RunRow.id == run_id))
+            # Only while the run is still ours: another process may have claimed it since.
+            run = await session.scalar(select(RunRow).where(self.leases.mine(run_id)))
             if run is not None and run.status in ("queued", "in_progress", "cancelling"):
                 await end_run(session, run, "failed", int(time.time()), outbox,
                               last_error=FAULT)
@@ -198,24 +191,20 @@ class Executor:
                     task.cancel()
 
     async def sweep(self) -> None:
-        """Renew this process's leases, expire overdue runs, fail runs of dead processes,
-        forget old tombstones."""
+        """Expire overdue runs, fail runs of dead processes (their leases ran out), run the
+        other clean-ups."""
         now = time.time()
         outbox = Outbox(self.bus)
         async with self.sessionmaker() as session:
-            if held := [*self.tasks, *self.adopted]:
-                await session.execute(update(RunRow).where(
-                    RunRow.lease_owner == self.owner, RunRow.id.in_(held)).values(
-                    lease_expires_at=now + self.lease_seconds))
             overdue = await session.scalars(select(RunRow).where(
                 RunRow.status.in_(("queued", "requires_action")), RunRow.expires_at < now,
-                or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now)))
+                RUNS.free(now)))
             for run in overdue:
                 if self.bus is not None:
                     await self.bus.refresh(run.id)
                 await end_run(session, run, "expired", int(now), outbox)
             orphans = await session.scalars(select(RunRow).where(
-                RunRow.status.in_(("in_progress", "cancelling")), RunRow.lease_expires_at < now))
+                RunRow.status.in_(("in_progress", "cancelling")), RUNS.expired(now)))
             for run in orphans:
                 if run.id in self.tasks:
                     continue

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.assistants.service import get_assistant
+from assistants_server.db.leases import RUNS, grant
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.db.states import (
     QUEUED,
@@ -55,8 +56,7 @@ class Lease(NamedTuple):
     seconds: float
 
     def grant(self, run: RunRow) -> None:
-        run.lease_owner = self.owner
-        run.lease_expires_at = time.time() + self.seconds
+        grant(RUNS, run, self.owner, self.seconds)
 
 
 async def create_run(

@@ -1,23 +1,28 @@
 """The ingestion worker: files attached to vector stores are parsed, chunked and indexed in
 the background, a bounded number at a time.
 
-A file is claimed with a lease on its row (as runs are), so several processes share the work
-and a file whose process died is picked up again when the lease runs out. Parsing and
-chunking run in worker threads; embedding calls happen before the index is written, so no
-transaction stays open across them. The outcome is written only if the file is still
-`in_progress` in its store: a cancel or a detach that came meanwhile wins.
+A file is claimed with a lease on its row (`db/leases.py`, as runs are), so several processes
+share the work. The lease is renewed while the file is being indexed, however long that takes
+(a large PDF, slow embeddings); a file whose process died is claimed again, and indexed anew,
+when its lease runs out. Parsing and chunking run in worker threads; embedding calls happen
+before the index is written, so no transaction stays open across them. The outcome is written
+only if the file is still `in_progress` in its store under this worker's claim: a cancel or a
+detach that came meanwhile wins, and so does a claim that replaced this one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import os
+import socket
+import uuid
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistants_server.db.leases import VECTOR_STORE_FILES, Leases
 from assistants_server.db.models import FileRow, VectorStoreFileRow
 from assistants_server.files.blobs import BlobStore
 from assistants_server.retrieval.chunking import chunk_text
@@ -39,8 +44,10 @@ class Ingestor:
         self.sessionmaker, self.blobs, self.index = sessionmaker, blobs, index
         self.concurrency, self.lease_seconds = concurrency, lease_seconds
         self.poll_seconds = poll_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # The files being indexed here, by pk: claimed, renewed, released at stop.
+        self.leases = Leases(sessionmaker, VECTOR_STORE_FILES, self.owner, lease_seconds)
         self.tasks: set[asyncio.Task[None]] = set()
-        self.held: dict[int, float] = {}  # files being indexed here: pk -> claim token
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -58,15 +65,7 @@ class Ingestor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.held:
-            async with self.sessionmaker() as session:
-                for pk, token in self.held.items():
-                    await session.execute(update(VectorStoreFileRow).where(
-                        VectorStoreFileRow.pk == pk,
-                        VectorStoreFileRow.lease_expires_at == token).values(
-                        lease_expires_at=None))
-                await session.commit()
-            self.held.clear()
+        await self.leases.stop(release=True)
 
     async def _loop(self) -> None:
         while True:
@@ -82,42 +81,28 @@ class Ingestor:
         free = self.concurrency - len(self.tasks)
         if free <= 0:
             return 0
-        now = time.time()
-        claimable = and_(VectorStoreFileRow.status == "in_progress", or_(
-            VectorStoreFileRow.lease_expires_at.is_(None),
-            VectorStoreFileRow.lease_expires_at < now))
-        # The lease's expiry doubles as the claim's token: only the claim that set it may write
-        # the outcome (a cancel, or a batch attaching the file again, clears or replaces it).
-        token = now + self.lease_seconds
-        claimed = []
-        async with self.sessionmaker() as session:
-            pks = list(await session.scalars(
-                select(VectorStoreFileRow.pk).where(claimable)
-                .order_by(VectorStoreFileRow.pk).limit(free)))
-            for pk in pks:
-                won = await session.execute(
-                    update(VectorStoreFileRow).where(VectorStoreFileRow.pk == pk, claimable)
-                    .values(lease_expires_at=token))
-                if won.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(pk)
-            await session.commit()
-        for pk in claimed:
-            self.held[pk] = token
-            task = asyncio.create_task(self.ingest(pk, token), name=f"ingest-{pk}")
+        claimed = await self.leases.claim(
+            VectorStoreFileRow.status == "in_progress", free, (VectorStoreFileRow.pk,))
+        for pk in claimed.keys:
+            task = asyncio.create_task(self.ingest(pk), name=f"ingest-{pk}")
             self.tasks.add(task)
             task.add_done_callback(self._done)
-        return len(claimed)
+        return len(claimed.keys)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self._wakeup.set()  # room for another file
 
-    async def ingest(self, pk: int, token: float) -> None:
-        """Index one claimed file and write its outcome."""
-        await self._ingest(pk, token)
-        self.held.pop(pk, None)  # not on cancel: stop() releases what was left
+    async def ingest(self, pk: int) -> None:
+        """Index one claimed file and write its outcome. The lease is renewed meanwhile;
+        when indexing is cancelled (stop) the file stays held, for stop() to release."""
+        try:
+            await self._ingest(pk)
+        except Exception:  # left leased: claimed again, here or elsewhere, when it runs out
+            log.exception("indexing vector store file %s failed", pk)
+        self.leases.drop(pk)
 
-    async def _ingest(self, pk: int, token: float) -> None:
+    async def _ingest(self, pk: int) -> None:
         async with self.sessionmaker() as session:
             row = await session.get(VectorStoreFileRow, pk)
             if row is None:
@@ -138,7 +123,7 @@ class Ingestor:
             outcome = {"status": "failed", "last_error": SERVER_ERROR}
         else:
             outcome = {"status": "completed", "last_error": None, "usage_bytes": used}
-        await self._finish(pk, token, store_id, file_id, outcome, prepared)
+        await self._finish(pk, store_id, file_id, outcome, prepared)
 
     async def _prepare(self, file: FileRow, static: dict[str, int]) -> tuple[Any, int]:
         try:
@@ -153,17 +138,16 @@ class Ingestor:
         return prepared, len(text.encode())
 
     async def _finish(
-        self, pk: int, token: float, store_id: str, file_id: str, outcome: dict[str, Any],
-        prepared: Any,
+        self, pk: int, store_id: str, file_id: str, outcome: dict[str, Any], prepared: Any,
     ) -> None:
         """Write the outcome if the file is still ours to finish: still `in_progress` under
         this claim. The row is updated first, so on PostgreSQL it stays locked until the
         chunks are in, and a detach waits for them before removing them."""
-        async with self.sessionmaker() as session:
+        async with self.leases.finishing(pk) as mine, self.sessionmaker() as session:
             won = await session.execute(
                 update(VectorStoreFileRow).where(
                     VectorStoreFileRow.pk == pk, VectorStoreFileRow.status == "in_progress",
-                    VectorStoreFileRow.lease_expires_at == token)
+                    mine)
                 .values(lease_expires_at=None, **outcome))
             if won.rowcount != 1:  # type: ignore[attr-defined]
                 return  # detached, cancelled or claimed again meanwhile: nothing is written
