@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -177,13 +178,29 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
     await executor.start()
     stack.push_async_callback(executor.stop)
     ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
-                        concurrency=settings.ingest_concurrency)
+                        concurrency=settings.ingest_concurrency,
+                        lease_seconds=settings.lease_seconds)
     await ingestor.start()
     stack.push_async_callback(ingestor.stop)
     app.state.executor, app.state.ingestor = executor, ingestor
     if isinstance(bus, RedisEventBus):
         wakeups = asyncio.create_task(bus.on_wake(executor.notify))
         stack.callback(wakeups.cancel)
+
+
+@contextmanager
+def _collecting_less(young_threshold: int) -> Iterator[None]:
+    """Fewer garbage collections while serving (ASSISTANTS_GC_YOUNG_THRESHOLD): what was
+    loaded at start moves out of the collector's sight, and the youngest generation is
+    collected every `young_threshold` allocations instead of 700. Undone at shutdown."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(young_threshold, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -199,6 +216,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _open_storage(app, settings, stack)
             _open_models(app, settings, stack, http)
             await _start_workers(app, settings, stack)
+            if settings.gc_young_threshold:
+                stack.enter_context(_collecting_less(settings.gc_young_threshold))
             yield
 
     app = FastAPI(

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         "for API-only processes).",
     )
     executor_concurrency: int = Field(64, ge=1, description="Runs driven at once per process.")
+    gc_young_threshold: int = Field(
+        0, ge=0,
+        description="Allocations between collections of Python's youngest garbage-collector "
+        "generation while serving, with what was loaded at start frozen out of the "
+        "collector's sight (gc.freeze); 0 keeps Python's defaults. See ARCHITECTURE.md.",
+    )
     lease_seconds: float = Field(
         30.0, gt=0,
         description="How long a process's claim on a run lasts without renewal; a run whose "
