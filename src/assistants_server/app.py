@@ -17,6 +17,7 @@ from assistants_server.api.middleware import GateMiddleware
 from assistants_server.assistants.router import router as assistants_router
 from assistants_server.backends.catalog import ModelCatalog
 from assistants_server.backends.chat import ModelProfile, NoBackend
+from assistants_server.backends.embeddings import Embedder, OpenAIEmbedder, embedder_from
 from assistants_server.backends.router import ModelRouter
 from assistants_server.chat.router import router as chat_router
 from assistants_server.config import Settings
@@ -34,12 +35,11 @@ from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
 from assistants_server.kit.errors import BackendUnavailableError, install_error_handlers
 from assistants_server.kit.uow import commit
-from assistants_server.messages.router import router as messages_router
 from assistants_server.models.router import router as models_router
-from assistants_server.retrieval.embeddings import Embedder, OpenAIEmbedder, embedder_from
 from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
+from assistants_server.threads.messages.router import router as messages_router
 from assistants_server.threads.router import router as threads_router
 from assistants_server.toolbox import register_builtins
 from assistants_server.tools.base import ToolServices

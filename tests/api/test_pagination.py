@@ -10,10 +10,10 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.db.models import MessageRow
-from assistants_server.kit.pagination import ListQuery, fetch_page
 
 
 async def _plan(settings: Settings, query: ListQuery) -> str:

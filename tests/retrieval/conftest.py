@@ -21,9 +21,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistants_server.backends.embeddings import OpenAIEmbedder
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
-from assistants_server.retrieval.embeddings import OpenAIEmbedder
 from tests.conftest import LiveServer
 
 DIMENSIONS = 256

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from assistants_server.retrieval.embeddings import (
+from assistants_server.backends.embeddings import (
     EmbeddingError,
     OpenAIEmbedder,
     embedder_from,

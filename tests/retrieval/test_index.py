@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistants_server.retrieval.embeddings import OpenAIEmbedder
+from assistants_server.backends.embeddings import OpenAIEmbedder
 from assistants_server.retrieval.index import DatabaseSearchIndex, Hit, SearchIndex
 
 # One file per topic, one chunk per file, so a question's answer is a file id.

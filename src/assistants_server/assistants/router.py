@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from assistants_server.api.deps import ModelsDep, SessionDep
+from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.assistants import service
 from assistants_server.assistants.schemas import (
     Assistant,
@@ -14,7 +15,6 @@ from assistants_server.assistants.schemas import (
     ModifyAssistantRequest,
 )
 from assistants_server.kit.objects import DeletedObject
-from assistants_server.kit.pagination import ListPage, ListQueryDep, page_of
 
 router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
 AssistantId = Annotated[str, Path()]

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.assistants.schemas import CreateAssistantRequest, ModifyAssistantRequest
 from assistants_server.db.models import AssistantRow
 from assistants_server.kit.errors import InvalidRequestError, not_found
 from assistants_server.kit.ids import check_id, new_id
-from assistants_server.kit.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.tools.definitions import (
     dump_response_format,
     dump_tool_resources,

@@ -23,10 +23,10 @@ from assistants_server.backends.chat import (
     ToolCallDelta,
 )
 from assistants_server.backends.config import CATCH_ALL, ModelsConfig
+from assistants_server.backends.embeddings import EmbeddingError, OpenAIEmbedder
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import is_pattern
 from assistants_server.kit.errors import BackendUnavailableError
-from assistants_server.retrieval.embeddings import EmbeddingError, OpenAIEmbedder
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The current weather in a city.",

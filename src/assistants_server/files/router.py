@@ -13,11 +13,11 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
 from assistants_server.api.deps import SessionDep, SettingsDep
+from assistants_server.api.pagination import ListPage, ListQuery, list_query, page_of
 from assistants_server.files import service
 from assistants_server.files.blobs import BlobStore
 from assistants_server.files.schemas import DeletedFile, File
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError, file_too_large
-from assistants_server.kit.pagination import ListPage, ListQuery, list_query, page_of
 from assistants_server.kit.uow import after_commit, on_rollback
 
 router = APIRouter(tags=["files"])

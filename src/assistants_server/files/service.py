@@ -11,12 +11,12 @@ from typing import BinaryIO
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.db.models import FileRow
 from assistants_server.files.blobs import BlobStore
 from assistants_server.files.schemas import UPLOAD_PURPOSES
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError
 from assistants_server.kit.ids import check_id, new_id
-from assistants_server.kit.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.kit.uow import after_commit
 
 MIN_EXPIRY_SECONDS, MAX_EXPIRY_SECONDS = 3600, 2_592_000

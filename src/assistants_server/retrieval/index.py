@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.retrieval.embeddings import Embedder, EmbeddingError, Vectors
+from assistants_server.backends.embeddings import Embedder, EmbeddingError, Vectors
 from assistants_server.retrieval.fulltext import Scope, keyword_scores, query_terms
 from assistants_server.retrieval.rows import ChunkRow
 from assistants_server.retrieval.vectors import Pks, VectorCache

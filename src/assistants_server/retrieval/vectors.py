@@ -21,7 +21,7 @@ import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.retrieval.embeddings import Vectors
+from assistants_server.backends.embeddings import Vectors
 from assistants_server.retrieval.rows import ChunkRow
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.db.states import TERMINAL
 from assistants_server.events.bus import DONE, EventBus
-from assistants_server.messages.schemas import Message
 from assistants_server.runs.schemas import Run, RunStep
+from assistants_server.threads.messages.schemas import Message
 from assistants_server.threads.schemas import Thread
 
 # A stream closes when the run waits for the client or has ended.

@@ -14,13 +14,13 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import ModelsDep, SessionDep, SettingsDep
+from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.config import Settings
 from assistants_server.db.models import RunRow, ThreadRow
 from assistants_server.db.states import ACTIVE
 from assistants_server.events.bus import EventBus
 from assistants_server.events.sse import event_stream, snapshot_stream
 from assistants_server.kit.errors import InvalidRequestError
-from assistants_server.kit.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.kit.uow import after_commit
 from assistants_server.runs import service
 from assistants_server.runs.outbox import Outbox

@@ -10,7 +10,7 @@ from assistants_server.assistants.schemas import Instructions, ReasoningEffort, 
 from assistants_server.db.models import RunRow, RunStepRow
 from assistants_server.kit.validation import BY_TYPE, Metadata
 from assistants_server.kit.wire import WireModel
-from assistants_server.messages.schemas import CreateMessageRequest
+from assistants_server.threads.messages.schemas import CreateMessageRequest
 from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.tools.definitions import ResponseFormat, Tool, ToolResources
 from assistants_server.tools.registry import tool_for

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.assistants.service import get_assistant
 from assistants_server.db.leases import RUNS, grant
 from assistants_server.db.models import AssistantRow, RunRow, RunStepRow, ThreadRow
@@ -22,8 +23,6 @@ from assistants_server.db.states import (
 )
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError, not_found
 from assistants_server.kit.ids import check_id, new_id
-from assistants_server.kit.pagination import ListQuery, fetch_page
-from assistants_server.messages.service import add_messages, create_thread_with_messages
 from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.schemas import (
@@ -33,6 +32,8 @@ from assistants_server.runs.schemas import (
     RunOptions,
     SubmitToolOutputsRequest,
 )
+from assistants_server.threads.creation import create_thread_with_messages
+from assistants_server.threads.messages.service import add_messages
 from assistants_server.threads.schemas import CreateThreadRequest
 from assistants_server.threads.service import active_run_id, get_thread
 from assistants_server.tools.definitions import (

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from assistants_server.api.deps import SessionDep
 from assistants_server.kit.objects import DeletedObject
-from assistants_server.messages.service import create_thread_with_messages
 from assistants_server.threads import service
+from assistants_server.threads.creation import create_thread_with_messages
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest, Thread
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from assistants_server.db.models import ThreadRow
 from assistants_server.kit.validation import Metadata
 from assistants_server.kit.wire import WireModel
-from assistants_server.messages.schemas import CreateMessageRequest
+from assistants_server.threads.messages.schemas import CreateMessageRequest
 from assistants_server.tools.definitions import ToolResources
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,13 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.kit.errors import not_found
 from assistants_server.kit.ids import check_id, new_id
-from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest
 from assistants_server.tools.definitions import dump_tool_resources
 from assistants_server.vector_stores.resources import create_inline_stores
 
+if TYPE_CHECKING:  # the requests' types only: messages' service imports this module
+    from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest
+
 
 async def create_thread(session: AsyncSession, body: CreateThreadRequest) -> ThreadRow:
-    """The thread row only; `messages.service.create_thread_with_messages` adds messages."""
+    """The thread row only; `creation.create_thread_with_messages` adds messages."""
     await create_inline_stores(session, body.tool_resources)
     row = ThreadRow(
         id=new_id("thread_"),

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import SessionDep
+from assistants_server.api.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
 from assistants_server.kit.errors import InvalidRequestError
 from assistants_server.kit.objects import DeletedObject
-from assistants_server.kit.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
 from assistants_server.kit.uow import after_commit
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.retrieval.rows import ChunkRow

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import String, cast, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.db.models import (
     AssistantRow,
     FileRow,
@@ -25,7 +26,6 @@ from assistants_server.db.models import (
 from assistants_server.files.service import get_file
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError
 from assistants_server.kit.ids import check_id, new_id
-from assistants_server.kit.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.retrieval.chunking import resolve_chunking_strategy
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.vector_stores.schemas import (

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from assistants_server.api.deps import SessionDep
+from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.kit.objects import DeletedObject
-from assistants_server.kit.pagination import ListPage, ListQueryDep, page_of
-from assistants_server.messages import service
-from assistants_server.messages.schemas import (
+from assistants_server.threads.messages import service
+from assistants_server.threads.messages.schemas import (
     CreateMessageRequest,
     Message,
     ModifyMessageRequest,

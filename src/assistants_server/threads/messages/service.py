@@ -7,18 +7,17 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.api.pagination import ListQuery, delete_listed, fetch_page
 from assistants_server.db.models import MessageRow, ThreadRow
 from assistants_server.db.states import COMPLETED
 from assistants_server.kit.errors import InvalidRequestError, not_found
 from assistants_server.kit.ids import check_id, new_id
-from assistants_server.kit.pagination import ListQuery, delete_listed, fetch_page
-from assistants_server.messages.schemas import (
+from assistants_server.threads.messages.schemas import (
     CreateMessageRequest,
     ModifyMessageRequest,
     content_to_wire,
 )
-from assistants_server.threads.schemas import CreateThreadRequest
-from assistants_server.threads.service import active_run_id, create_thread, get_thread
+from assistants_server.threads.service import active_run_id, get_thread
 from assistants_server.vector_stores.resources import attach_to_thread
 
 
@@ -63,16 +62,6 @@ def _share_code_interpreter_files(thread: ThreadRow, bodies: list[CreateMessageR
     section["file_ids"] = list(dict.fromkeys([*section.get("file_ids", []), *attached]))
     resources["code_interpreter"] = section
     thread.tool_resources = resources
-
-
-async def create_thread_with_messages(
-    session: AsyncSession, body: CreateThreadRequest
-) -> ThreadRow:
-    """A new thread holding `body.messages` (threads and thread-and-run both start this way)."""
-    thread = await create_thread(session, body)
-    if body.messages:
-        await add_messages(session, thread, body.messages)
-    return thread
 
 
 async def create_message(
