@@ -87,9 +87,9 @@ async def ingest_once(api: httpx.AsyncClient, data: bytes) -> dict[str, float]:
 
 
 def tokenize_seconds(text: str) -> float:
-    from assistants_server.engine.tokens import _encoding
+    from assistants_server.tokens import encoding as tokenizer
 
-    encoding = _encoding()
+    encoding = tokenizer()
     began = time.perf_counter()
     encoding.encode_ordinary(text)
     return time.perf_counter() - began

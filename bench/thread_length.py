@@ -96,7 +96,7 @@ class Budget:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from assistants_server.engine.context import TOKENIZER_MARGIN
-        from assistants_server.engine.tokens import REPLY_PRIMING, count_message
+        from assistants_server.tokens import REPLY_PRIMING, count_message
 
         self.mode, self.small = args.budget, args.small
         text = seeded_text() + filler(args.pad_words)

@@ -27,7 +27,6 @@ from assistants_server.db.engine import (
     create_sessionmaker,
 )
 from assistants_server.engine.executor import Executor
-from assistants_server.engine.tokens import count_text
 from assistants_server.events.bus import EventBus, LocalEventBus
 from assistants_server.events.redis_bus import RedisEventBus
 from assistants_server.files.blobs import LocalBlobStore
@@ -41,6 +40,7 @@ from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
 from assistants_server.threads.messages.router import router as messages_router
 from assistants_server.threads.router import router as threads_router
+from assistants_server.tokens import count_text
 from assistants_server.toolbox import register_builtins
 from assistants_server.tools.base import ToolServices
 from assistants_server.vector_stores.ingest import Ingestor

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from assistants_server.engine.tokens import _encoding
 from assistants_server.retrieval.chunking import Chunk, chunk_text, resolve_chunking_strategy
+from assistants_server.tokens import encoding as _encoding
 
 WORDS = [
     *("the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "by"),

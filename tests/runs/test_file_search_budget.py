@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from assistants_server.engine.tokens import count_text
+from assistants_server.tokens import count_text
 from tests.conftest import LiveServer
 from tests.fake_backend import Reply
 from tests.runs.test_file_search import search_call, stores

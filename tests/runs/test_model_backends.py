@@ -240,7 +240,7 @@ class TestSmallContextWindow:
     async def test_the_prompt_leaves_room_for_the_capped_answer(
         self, client: httpx.AsyncClient, sent: list[dict[str, Any]]
     ) -> None:
-        from assistants_server.engine.tokens import count_message
+        from assistants_server.tokens import count_message
 
         assistant = (await client.post("/v1/assistants", json={"model": "gpt-4o"})).json()
         thread = (await client.post("/v1/threads", json={"messages": [

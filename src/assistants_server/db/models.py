@@ -9,9 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    inspect,
+)
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
+
+from assistants_server.tokens import message_tokens
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), not BIGINT.
 PrimaryKey = BigInteger().with_variant(Integer(), "sqlite")
@@ -74,6 +88,24 @@ class MessageRow(ListedRow):
     assistant_id: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(64))
     attachments: Mapped[list[Any]] = mapped_column(Json, default=list)
+    # What the message costs in a prompt (`tokens.message_tokens`; 0: the model is shown
+    # nothing of it), set by the mapper events below whenever the row is inserted or its
+    # content changes, so a run's context is built from counts. NULL for rows written before
+    # the column existed: the context counts and stores those when it first reads them.
+    token_count: Mapped[int | None] = mapped_column(Integer)
+
+
+@event.listens_for(MessageRow, "before_insert")
+def _count_new_message(_mapper: Mapper[Any], _connection: Connection, row: MessageRow) -> None:
+    # Always counted afresh: a row copied from another (engine/turn.py) carries its count.
+    row.token_count = message_tokens(row.role or "", row.content or [])
+
+
+@event.listens_for(MessageRow, "before_update")
+def _recount_message(_mapper: Mapper[Any], _connection: Connection, row: MessageRow) -> None:
+    state = inspect(row)
+    if state.attrs.content.history.has_changes() or state.attrs.role.history.has_changes():
+        row.token_count = message_tokens(row.role or "", row.content or [])
 
 
 class RunRow(ListedRow):

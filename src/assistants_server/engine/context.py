@@ -5,8 +5,10 @@ Truncation follows the run's `truncation_strategy`: `last_messages` keeps the ne
 keeps the newest messages that fit the prompt budget: the model's context window (or
 `max_prompt_tokens` when set) less room for the reply, the tools' definitions, and a margin
 for the model's own tokenizer, which may count more than cl100k does (Qwen and SmolLM count
-about 8% more English, 40% more Chinese). Messages are read newest first in small batches and
-reading stops once the budget is spent, so a long thread costs no more than what is sent.
+about 8% more English, 40% more Chinese). The thread is not tokenized: each message's cost is
+stored with it when it is written, and engine/history.py reads the newest messages' costs
+until the budget is spent or N are kept, then the content of exactly those, so a long thread
+costs no more than what is sent.
 
 Images reach the model as `image_url` parts: an `image_file` as a data URL read from the blob
 store when the model sees images, else a line of text saying an image was there.
@@ -20,28 +22,23 @@ import mimetypes
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.backends.chat import ChatRequest, ModelProfile
 from assistants_server.backends.openai_compat import IMAGE_PLACEHOLDER
-from assistants_server.db.models import FileRow, MessageRow, RunRow, RunStepRow
-from assistants_server.engine.tokens import REPLY_PRIMING, count_message, count_text
+from assistants_server.db.models import FileRow, RunRow, RunStepRow
+from assistants_server.engine.history import thread_history
 from assistants_server.files.blobs import BlobStore
+from assistants_server.tokens import REPLY_PRIMING, count_message, count_text
 from assistants_server.tools.base import Found
 from assistants_server.tools.registry import is_registered, server_types, tool_for
 
-BATCH = 50
 # Of the window: kept free for the model's own tokenizer counting more than cl100k.
 TOKENIZER_MARGIN = 0.10
 # Kept for the reply when neither the run nor the backend caps it: an eighth of the window,
 # within these bounds.
 REPLY_RESERVE = (256, 4096)
-# The newest messages first, as plain rows of what a chat message needs (no ORM objects to
-# build and track); built once (every turn reads them).
-_NEWEST = (select(MessageRow.role, MessageRow.content, MessageRow.created_at, MessageRow.pk)
-           .where(MessageRow.thread_id == bindparam("thread_id"))
-           .order_by(MessageRow.created_at.desc(), MessageRow.pk.desc()).limit(BATCH))
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ async def build_context(
     budget = profile.context_window - reply - int(profile.context_window * TOKENIZER_MARGIN)
     if run.max_prompt_tokens is not None:
         budget = min(budget, run.max_prompt_tokens)
-    history, used, fits = await _history(session, run.thread_id, budget - fixed, limit)
+    history, used, fits = await thread_history(session, run.thread_id, budget - fixed, limit)
     await _show_images(session, history, blobs if profile.vision else None)
     request = ChatRequest(
         model=run.model, messages=system + history + rounds, tools=tools,
@@ -142,55 +139,6 @@ async def _data_url(session: AsyncSession, blobs: BlobStore, file_id: str) -> st
         return None
     kind = mimetypes.guess_type(row.filename)[0] or "image/png"
     return f"data:{kind};base64,{base64.b64encode(data).decode()}"
-
-
-async def _history(
-    session: AsyncSession, thread_id: str, budget: int, limit: int | None
-) -> tuple[list[dict[str, Any]], int, bool]:
-    """Newest-first reading until the budget or `limit` is reached; returned oldest first."""
-    kept: list[dict[str, Any]] = []
-    used = 0
-    cursor: tuple[int, int] | None = None
-    while limit is None or len(kept) < limit:
-        stmt = _NEWEST
-        if cursor is not None:
-            stmt = stmt.where((MessageRow.created_at < cursor[0]) | (
-                (MessageRow.created_at == cursor[0]) & (MessageRow.pk < cursor[1])))
-        rows = list(await session.execute(stmt, {"thread_id": thread_id}))
-        for row in rows:
-            message = chat_message(row)
-            if message is None:
-                continue
-            cost = count_message(message)
-            if used + cost > budget or (limit is not None and len(kept) >= limit):
-                return kept[::-1], used, bool(kept)
-            kept.append(message)
-            used += cost
-        if len(rows) < BATCH:
-            break
-        cursor = (rows[-1].created_at, rows[-1].pk)
-    return kept[::-1], used, True
-
-
-def chat_message(row: Any) -> dict[str, Any] | None:
-    """A thread message (its `role` and `content`) as a chat message; image parts pass
-    through to vision models."""
-    parts: list[dict[str, Any]] = []
-    for part in row.content:
-        if part["type"] == "text":
-            parts.append({"type": "text", "text": part["text"]["value"]})
-        elif part["type"] == "image_url" and row.role == "user":
-            parts.append({"type": "image_url", "image_url": part["image_url"]})
-        elif part["type"] == "image_file" and row.role == "user":
-            # Resolved by `_show_images` once the message is kept.
-            image = part["image_file"]
-            detail = {"detail": image["detail"]} if image.get("detail") else {}
-            parts.append({"type": "image_file", "file_id": image["file_id"], "extra": detail})
-    if not parts:
-        return None
-    if all(p["type"] == "text" for p in parts):
-        return {"role": row.role, "content": "".join(p["text"] for p in parts)}
-    return {"role": row.role, "content": parts}
 
 
 async def _tool_rounds(

@@ -14,11 +14,11 @@ from assistants_server.backends.chat import Usage
 from assistants_server.db.models import RunRow, RunStepRow
 from assistants_server.db.states import RunStatus, transition_run, transition_step
 from assistants_server.engine.start import current
-from assistants_server.engine.tokens import count_text
 from assistants_server.engine.turn import NO_USAGE, Turn
 from assistants_server.runs.failures import LastError
 from assistants_server.runs.lifecycle import end_run
 from assistants_server.runs.outbox import Outbox
+from assistants_server.tokens import count_text
 from assistants_server.tools.registry import tool_for
 
 

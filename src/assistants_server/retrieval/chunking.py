@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from assistants_server.engine.tokens import _encoding
+from assistants_server.tokens import encoding
 
 DEFAULT_MAX_CHUNK_SIZE_TOKENS = 800
 DEFAULT_CHUNK_OVERLAP_TOKENS = 400
@@ -71,17 +71,17 @@ def _without_lone_surrogates(text: str) -> str:
 def _encode(text: str) -> npt.NDArray[np.uint32]:
     # Same tokens as encode_ordinary (no special-token handling: "<|endoftext|>" is plain
     # text here), but straight into an array: a list of 2.5M ints for 10 MB costs ~90 MB.
-    return _encoding().encode_to_numpy(text, allowed_special=set(), disallowed_special=())
+    return encoding().encode_to_numpy(text, allowed_special=set(), disallowed_special=())
 
 
 @lru_cache(maxsize=1)
 def _token_lengths() -> npt.NDArray[np.int64]:
     """Byte length of every token id; ids that are gaps in the vocabulary have length 0."""
-    encoding = _encoding()
-    lengths = np.zeros(encoding.n_vocab, dtype=np.int64)
-    for token in range(encoding.n_vocab):
+    tokenizer = encoding()
+    lengths = np.zeros(tokenizer.n_vocab, dtype=np.int64)
+    for token in range(tokenizer.n_vocab):
         try:
-            lengths[token] = len(encoding.decode_single_token_bytes(token))
+            lengths[token] = len(tokenizer.decode_single_token_bytes(token))
         except KeyError:
             continue
     return lengths

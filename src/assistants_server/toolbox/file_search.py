@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.db.models import RunRow, VectorStoreRow
-from assistants_server.engine.tokens import count_text
 from assistants_server.retrieval.index import SearchIndex
+from assistants_server.tokens import count_text
 from assistants_server.toolbox.resources import resource_ids
 from assistants_server.tools.base import Call, Entry, Found, Tool, ToolRound, unavailable
 from assistants_server.tools.definitions import RANKER
