@@ -20,7 +20,7 @@ from assistants_server.engine.turn import Turn
 from assistants_server.events.bus import EventBus
 from assistants_server.files.blobs import BlobStore
 from assistants_server.runs.failures import TOO_LONG
-from assistants_server.runs.lifecycle import end_run
+from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.outbox import Outbox
 
 Profiles = Callable[[str], ModelProfile]  # what the model behind a public name can take
@@ -88,19 +88,28 @@ async def _commit_start(session: AsyncSession, run_id: str, now: int, outbox: Ou
     """Commit `in_progress`. Another writer may have touched the run since it was read (a
     lease renewal, a cancel): then the start is applied again to a fresh read, keeping the
     answer already asked for; False when the run is no longer waiting to start."""
-    for _ in range(4):
-        try:
-            await session.commit()
-            return True
-        except StaleDataError:
-            await session.rollback()
-            outbox.clear()
+    attempts = 0
+
+    async def start() -> bool:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:  # the first attempt commits the transition already made
             run = await load(session, run_id)
             if run is None or run.status != "queued":
                 return False
             transition_run(run, "in_progress", now)
             outbox.run(run)
-    return False
+        await session.commit()
+        return True
+
+    async def reset() -> None:
+        await session.rollback()
+        outbox.clear()
+
+    try:
+        return await on_fresh_state(start, reset)
+    except StaleDataError:
+        return False
 
 
 _RUN = select(RunRow).where(RunRow.id == bindparam("id"))  # built once: read every turn
