@@ -88,11 +88,11 @@ def test_a_registered_tool_runs_through_the_engine(
     assert text.value == "Here: LOUD(HI!!)"
     assert [(a.type, a.text) for a in text.annotations] == [("file_path", "LOUD(HI!!)")]
     run_id = final[0].run_id
-    steps = sdk.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run_id, order="asc")
-    call = steps.data[0].step_details.tool_calls[0]
-    assert call.type == "shout" and call.model_extra == {"shout": {"output": "HI!!"}}
-    raw = sdk.beta.threads.runs.steps.with_raw_response.list(thread_id=thread.id, run_id=run_id)
-    assert "shout" in raw.text and "_model" not in raw.text  # what only the model saw
+    # Read as JSON: an SDK parses a tool type it does not know differently across versions.
+    raw = sdk.beta.threads.runs.steps.with_raw_response.list(
+        thread_id=thread.id, run_id=run_id, order="asc")
+    (call,) = json.loads(raw.text)["data"][0]["step_details"]["tool_calls"]
+    assert call == {"id": "call_1", "type": "shout", "shout": {"output": "HI!!"}}
 
 
 def test_a_registered_tool_validates_its_own_definition(sdk: Any) -> None:
