@@ -67,8 +67,10 @@ async def test_a_run_on_a_missing_thread_names_the_thread(client: httpx.AsyncCli
 
 async def test_only_one_of_fifty_concurrent_runs_wins(client: httpx.AsyncClient,
                                                       script: list[Any]) -> None:
-    script.append(Reply(text="ok", hang_seconds=1))
-    assistant_id, thread_id = await _setup(client)
+    # The winner waits for tool outputs, so it stays active however long the others take to
+    # arrive (a run that finished would rightly let a later one start).
+    script.append(Reply(tool_calls=[{"id": "call_1", "name": "lookup", "arguments": "{}"}]))
+    assistant_id, thread_id = await _setup(client, tools=[TOOL])
     responses = await asyncio.gather(*(client.post(
         f"/v1/threads/{thread_id}/runs", json={"assistant_id": assistant_id})
         for _ in range(50)))
