@@ -1,10 +1,13 @@
-"""The ingestion worker on its own: a stopped worker releases the files it was indexing, and
-an outcome is written only under the claim that produced it."""
+"""The ingestion worker on its own: a stopped worker releases the files it was indexing, an
+outcome is written only under the claim that produced it, and a large file's chunks are written
+in batches that no search sees before the file is complete and no detach or cancel leaves
+behind."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -13,6 +16,7 @@ from sqlalchemy import select, update
 
 from assistants_server.db.models import VectorStoreFileRow
 from assistants_server.retrieval.index import PreparedChunks
+from assistants_server.retrieval.rows import ChunkRow
 from assistants_server.vector_stores.ingest import Ingestor
 
 
@@ -86,3 +90,89 @@ async def test_an_outcome_is_written_only_under_its_own_claim(
     index.release.set()
     await asyncio.gather(*worker.tasks)
     assert await lease_of(app, store_id) == ("in_progress", 1.0)
+
+
+class PausingLeases:
+    """The worker's leases, but the `pause_at`-th batch write waits until released."""
+
+    def __init__(self, inner: Any, pause_at: int) -> None:
+        self.inner, self.pause_at, self.writes = inner, pause_at, 0
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    @asynccontextmanager
+    async def writing(self, key: int) -> AsyncIterator[Any]:
+        self.writes += 1
+        if self.writes == self.pause_at:
+            self.entered.set()
+            await self.release.wait()
+        async with self.inner.writing(key) as condition:
+            yield condition
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def chunks_of(app: Any, file_id: str) -> list[int]:
+    async with app.state.sessionmaker() as session:
+        return list(await session.scalars(select(ChunkRow.chunk_index).where(
+            ChunkRow.file_id == file_id).order_by(ChunkRow.chunk_index)))
+
+
+async def half_written(client: httpx.AsyncClient, app: Any) -> tuple[str, str, PausingLeases,
+                                                                        Ingestor]:
+    """A file of 12 chunks being indexed 3 per transaction, held after two batches."""
+    words = " ".join(f"word{i}" for i in range(1200)) + " zebra"
+    file = (await client.post("/v1/files", data={"purpose": "assistants"},
+                              files={"file": ("long.txt", words.encode())})).json()
+    store = (await client.post("/v1/vector_stores", json={
+        "file_ids": [file["id"]], "chunking_strategy": {"type": "static", "static": {
+            "max_chunk_size_tokens": 200, "chunk_overlap_tokens": 0}}})).json()
+    worker = Ingestor(app.state.sessionmaker, app.state.blobs, app.state.search_index,
+                      batch_chunks=3)
+    leases = PausingLeases(worker.leases, pause_at=4)  # 1: old chunks removed; 2, 3: batches
+    worker.leases = leases  # type: ignore[assignment]
+    assert await worker.claim() == 1
+    await asyncio.wait_for(leases.entered.wait(), 10)
+    return str(store["id"]), str(file["id"]), leases, worker
+
+
+async def search(client: httpx.AsyncClient, store_id: str, query: str) -> list[Any]:
+    response = await client.post(f"/v1/vector_stores/{store_id}/search", json={"query": query})
+    return list(response.json()["data"])
+
+
+async def test_a_large_file_is_written_in_batches_and_searched_only_once_complete(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    store_id, file_id, leases, worker = await half_written(client, app)
+    assert await chunks_of(app, file_id) == list(range(6))  # two batches are in
+    assert await search(client, store_id, "word5") == []  # but not searchable yet
+    leases.release.set()
+    await asyncio.gather(*worker.tasks)
+    assert (await lease_of(app, store_id))[0] == "completed"
+    indexes = await chunks_of(app, file_id)
+    assert indexes == list(range(len(indexes))) and len(indexes) > 6
+    [hit] = [hit for hit in await search(client, store_id, "zebra")]
+    assert "zebra" in hit["content"][0]["text"]
+
+
+@pytest.mark.parametrize("how", ["detached", "cancelled"])
+async def test_a_file_left_between_batches_keeps_no_chunks(
+    client: httpx.AsyncClient, app: Any, how: str
+) -> None:
+    store_id, file_id, leases, worker = await half_written(client, app)
+    if how == "detached":
+        response = await client.delete(f"/v1/vector_stores/{store_id}/files/{file_id}")
+    else:
+        async with app.state.sessionmaker() as session:  # as a batch cancel does
+            await session.execute(update(VectorStoreFileRow).where(
+                VectorStoreFileRow.vector_store_id == store_id).values(
+                status="cancelled", lease_expires_at=None))
+            await session.commit()
+    leases.release.set()
+    await asyncio.gather(*worker.tasks)
+    assert await chunks_of(app, file_id) == []
+    if how == "detached":
+        assert response.json()["deleted"] is True
+    else:
+        assert await lease_of(app, store_id) == ("cancelled", None)

@@ -148,6 +148,14 @@ class Leases(Generic[K]):
         return self._mine_any({key: self._held.get(key)})
 
     @asynccontextmanager
+    async def writing(self, key: K) -> AsyncIterator[ColumnElement[bool]]:
+        """For one intermediate write of `key`'s work (a batch of it): a renewal in flight is
+        waited for and none starts until the block ends, so the condition given matches the
+        token the row holds while the write is made under it."""
+        async with self._lock:
+            yield self.mine(key)
+
+    @asynccontextmanager
     async def finishing(self, key: K) -> AsyncIterator[ColumnElement[bool]]:
         """For the final write of `key`'s work: renewals of it stop (one in flight is waited
         for, as it changes the token), and the write is made under the condition given. The

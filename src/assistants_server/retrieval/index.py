@@ -1,9 +1,9 @@
 """The search index behind file_search: chunks of vector store files, stored and searched.
 
 Writing is split so that no transaction waits on HTTP: `prepare` embeds the chunks (when an
-embedder is configured) and touches no database; `add` then writes them in the caller's
-session, which the caller commits. Searching embeds the questions first, before its first
-query.
+embedder is configured) and touches no database; `add` (or `append`, batch by batch, for a
+large file) then writes them in the caller's session, which the caller commits. Searching
+embeds the questions first, before its first query.
 
 Scores run from 0 to 1, higher is better, and `score_threshold` compares with them:
 
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.backends.embeddings import Embedder, EmbeddingError, Vectors
@@ -48,10 +48,18 @@ class Hit:
 
 @dataclass(slots=True, frozen=True, eq=False)
 class PreparedChunks:
-    """A file's chunks as (text, tokens) in order, with their unit vectors when embedded."""
+    """A file's chunks as (text, tokens) in order, with their unit vectors when embedded;
+    `first` is the place of the first of them in the file (a batch of a larger file)."""
 
     chunks: tuple[tuple[str, int], ...]
     vectors: Vectors | None = None
+    first: int = 0
+
+    def batches(self, size: int) -> Iterator[PreparedChunks]:
+        """The chunks in runs of at most `size`, each knowing its place in the file."""
+        for start in range(0, len(self.chunks), size):
+            vectors = None if self.vectors is None else self.vectors[start:start + size]
+            yield PreparedChunks(self.chunks[start:start + size], vectors, self.first + start)
 
 
 class SearchIndex(Protocol):
@@ -62,8 +70,12 @@ class SearchIndex(Protocol):
     async def add(self, session: AsyncSession, vector_store_id: str, file_id: str,
                   prepared: PreparedChunks) -> None: ...
 
+    async def append(self, session: AsyncSession, vector_store_id: str, file_id: str,
+                     prepared: PreparedChunks) -> None: ...
+
     async def remove(self, session: AsyncSession, vector_store_id: str,
-                     file_id: str | None = None) -> None: ...
+                     file_id: str | None = None, *,
+                     unless: ColumnElement[bool] | None = None) -> None: ...
 
     async def search(
         self, session: AsyncSession, vector_store_ids: Sequence[str], queries: Sequence[str],
@@ -101,22 +113,32 @@ class DatabaseSearchIndex:
     ) -> None:
         """Store the file's chunks in the store, replacing any it had (so a retry is safe)."""
         await self.remove(session, vector_store_id, file_id)
+        await self.append(session, vector_store_id, file_id, prepared)
+
+    async def append(
+        self, session: AsyncSession, vector_store_id: str, file_id: str,
+        prepared: PreparedChunks,
+    ) -> None:
+        """Store chunks of the file after those it has (a batch of a large file)."""
         vectors = prepared.vectors
-        rows = [{"vector_store_id": vector_store_id, "file_id": file_id, "chunk_index": i,
-                 "text": chunk, "tokens": tokens,
+        rows = [{"vector_store_id": vector_store_id, "file_id": file_id,
+                 "chunk_index": prepared.first + i, "text": chunk, "tokens": tokens,
                  "embedding": None if vectors is None else vectors[i].astype("<f4").tobytes()}
                 for i, (chunk, tokens) in enumerate(prepared.chunks)]
         if rows:
             await session.execute(insert(ChunkRow), rows)
 
     async def remove(
-        self, session: AsyncSession, vector_store_id: str, file_id: str | None = None
+        self, session: AsyncSession, vector_store_id: str, file_id: str | None = None, *,
+        unless: ColumnElement[bool] | None = None,
     ) -> None:
         """Delete the file's chunks from the store, or every chunk of it when `file_id` is
-        None."""
+        None; none if `unless` holds when the statement runs."""
         statement = delete(ChunkRow).where(ChunkRow.vector_store_id == vector_store_id)
         if file_id is not None:
             statement = statement.where(ChunkRow.file_id == file_id)
+        if unless is not None:
+            statement = statement.where(~unless)
         await session.execute(statement.execution_options(synchronize_session=False))
         self._vectors.forget([vector_store_id])
 

@@ -5,9 +5,10 @@ A file is claimed with a lease on its row (`db/leases.py`, as runs are), so seve
 share the work. The lease is renewed while the file is being indexed, however long that takes
 (a large PDF, slow embeddings); a file whose process died is claimed again, and indexed anew,
 when its lease runs out. Parsing and chunking run in worker threads; embedding calls happen
-before the index is written, so no transaction stays open across them. The outcome is written
-only if the file is still `in_progress` in its store under this worker's claim: a cancel or a
-detach that came meanwhile wins, and so does a claim that replaced this one.
+before the index is written, so no transaction stays open across them. The chunks are written
+in short transactions of a bounded number each, then the outcome, each only if the file is
+still `in_progress` in its store under this worker's claim: a cancel or a detach that came
+meanwhile wins, and so does a claim that replaced this one.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import socket
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants_server.db.leases import VECTOR_STORE_FILES, Leases
 from assistants_server.db.models import FileRow, VectorStoreFileRow
 from assistants_server.files.blobs import BlobStore
 from assistants_server.retrieval.chunking import chunk_text
-from assistants_server.retrieval.index import SearchIndex
+from assistants_server.retrieval.index import PreparedChunks, SearchIndex
 from assistants_server.retrieval.parsing import UnparsableFile, extract_text
 from assistants_server.waiting import wait_set
 
@@ -39,11 +40,11 @@ class Ingestor:
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], blobs: BlobStore,
         index: SearchIndex, *, concurrency: int = 2, lease_seconds: float = 300.0,
-        poll_seconds: float = 1.0,
+        poll_seconds: float = 1.0, batch_chunks: int = 128,
     ) -> None:
         self.sessionmaker, self.blobs, self.index = sessionmaker, blobs, index
         self.concurrency, self.lease_seconds = concurrency, lease_seconds
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.batch_chunks = poll_seconds, batch_chunks
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # The files being indexed here, by pk: claimed, renewed, released at stop.
         self.leases = Leases(sessionmaker, VECTOR_STORE_FILES, self.owner, lease_seconds)
@@ -125,7 +126,9 @@ class Ingestor:
             outcome = {"status": "completed", "last_error": None, "usage_bytes": used}
         await self._finish(pk, store_id, file_id, outcome, prepared)
 
-    async def _prepare(self, file: FileRow, static: dict[str, int]) -> tuple[Any, int]:
+    async def _prepare(
+        self, file: FileRow, static: dict[str, int],
+    ) -> tuple[PreparedChunks, int]:
         try:
             data = b"".join([part async for part in await self.blobs.open(file.id)])
         except FileNotFoundError:
@@ -138,21 +141,59 @@ class Ingestor:
         return prepared, len(text.encode())
 
     async def _finish(
-        self, pk: int, store_id: str, file_id: str, outcome: dict[str, Any], prepared: Any,
+        self, pk: int, store_id: str, file_id: str, outcome: dict[str, Any],
+        prepared: PreparedChunks | None,
     ) -> None:
-        """Write the outcome if the file is still ours to finish: still `in_progress` under
-        this claim. The row is updated first, so on PostgreSQL it stays locked until the
-        chunks are in, and a detach waits for them before removing them."""
+        """Write the chunks, then the outcome, if the file is still ours to finish: still
+        `in_progress` under this claim."""
+        if prepared is not None and not await self._write_chunks(pk, store_id, file_id,
+                                                                 prepared):
+            return
         async with self.leases.finishing(pk) as mine, self.sessionmaker() as session:
-            won = await session.execute(
-                update(VectorStoreFileRow).where(
-                    VectorStoreFileRow.pk == pk, VectorStoreFileRow.status == "in_progress",
-                    mine)
-                .values(lease_expires_at=None, **outcome))
-            if won.rowcount != 1:  # type: ignore[attr-defined]
-                return  # detached, cancelled or claimed again meanwhile: nothing is written
-            if prepared is None:  # failed: no chunks of it stay
+            won = await _still_mine(session, pk, mine, lease_expires_at=None, **outcome)
+            if won and prepared is None:  # failed: no chunks of it stay
                 await self.index.remove(session, store_id, file_id)
-            else:  # replaces any chunks it had
-                await self.index.add(session, store_id, file_id, prepared)
             await session.commit()
+        if not won:
+            await self._abandon(store_id, file_id)
+
+    async def _write_chunks(self, pk: int, store_id: str, file_id: str,
+                            prepared: PreparedChunks) -> bool:
+        """Replace the file's chunks, `batch_chunks` per transaction: a 10 MB file is
+        thousands of chunks, and one transaction would hold SQLite's single write lock for
+        seconds, stalling every other write. Searches skip a file until it is `completed`,
+        so no reader sees part of one. Each batch first updates the file's row under the
+        claim (on PostgreSQL a detach waits for the batch, then removes it); False when the
+        claim was lost meanwhile (a detach, a cancel, another claim)."""
+        for batch in (None, *prepared.batches(self.batch_chunks)):
+            async with self.leases.writing(pk) as mine, self.sessionmaker() as session:
+                won = await _still_mine(session, pk, mine)
+                if won and batch is None:  # those of an earlier, interrupted attempt
+                    await self.index.remove(session, store_id, file_id)
+                elif won and batch is not None:
+                    await self.index.append(session, store_id, file_id, batch)
+                await session.commit()
+            if not won:
+                await self._abandon(store_id, file_id)
+                return False
+        return True
+
+    async def _abandon(self, store_id: str, file_id: str) -> None:
+        """The claim was lost: remove the chunks written under it, unless the file is being
+        indexed again (that claim replaces them)."""
+        async with self.sessionmaker() as session:
+            await self.index.remove(session, store_id, file_id, unless=exists().where(
+                VectorStoreFileRow.vector_store_id == store_id, VectorStoreFileRow.id == file_id,
+                VectorStoreFileRow.status == "in_progress"))
+            await session.commit()
+
+
+async def _still_mine(session: AsyncSession, pk: int, mine: ColumnElement[bool],
+                      **values: Any) -> bool:
+    """Update the file's row (with `values`, or to itself) if it is still `in_progress` under
+    this claim: the write that makes what follows in the transaction conditional on it."""
+    won = await session.execute(
+        update(VectorStoreFileRow).where(
+            VectorStoreFileRow.pk == pk, VectorStoreFileRow.status == "in_progress", mine)
+        .values(values or {"status": VectorStoreFileRow.status}))
+    return bool(won.rowcount == 1)  # type: ignore[attr-defined]
