@@ -38,6 +38,7 @@ from assistants_server.models.router import router as models_router
 from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
+from assistants_server.stopping import draining_on_stop_signals
 from assistants_server.threads.messages.router import router as messages_router
 from assistants_server.threads.router import router as threads_router
 from assistants_server.tokens import count_text
@@ -177,6 +178,8 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
         services=ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs))
     await executor.start()
     stack.push_async_callback(executor.stop)
+    stack.enter_context(draining_on_stop_signals(
+        lambda: executor.stop(settings.shutdown_grace_seconds)))
     ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
                         concurrency=settings.ingest_concurrency,
                         lease_seconds=settings.lease_seconds)

@@ -106,7 +106,9 @@ def _serve(settings: Settings) -> int:
     # uvloop and httptools (uvicorn[standard]): a faster event loop and parser.
     options: dict[str, Any] = {
         "host": host, "port": settings.port, "log_level": settings.log_level.lower(),
-        "proxy_headers": True, "access_log": settings.access_log}
+        "proxy_headers": True, "access_log": settings.access_log,
+        # Connections left when a drain is over (it ends the streams) are not waited for.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds + 5}
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)
         return 0

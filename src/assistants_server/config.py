@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         description="How long a process's claim on a run lasts without renewal; a run whose "
         "process died is failed this long after.",
     )
+    shutdown_grace_seconds: float = Field(
+        8.0, ge=0,
+        description="On SIGTERM or Ctrl-C, how long runs in progress may go on (their streams "
+        "open) before the rest are handed back, queued again for another process or for this "
+        "one after a restart. Keep it below the time your supervisor waits before SIGKILL "
+        "(docker stop: 10 s).",
+    )
     context_window_tokens: int = Field(
         128_000, ge=256,
         description="The model's context window, in tokens; 'auto' truncation fits the thread "

@@ -7,7 +7,8 @@ clients one process ran at 94% of a core and the other at 37%.
 
 The supervisor restarts a process that dies after it was up, gives up when one dies at
 start (the port is taken, the configuration is wrong), and on SIGINT or SIGTERM stops them
-all the way uvicorn stops: each finishes its requests and shuts its executor down.
+all the way uvicorn stops: each finishes its requests, lets its runs finish within the grace
+period and hands back the rest (stopping.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 log = logging.getLogger("assistants_server")
 APP = "assistants_server.app:create_app"
 STARTUP_SECONDS = 10.0  # a process that dies sooner failed to start: restarting won't help
-STOP_SECONDS = 60.0
+STOP_SECONDS = 10.0  # beyond the graceful shutdown's timeout: then a process is killed
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -75,7 +76,7 @@ def serve_workers(options: dict[str, Any], workers: int) -> int:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn's graceful shutdown
         for process, _ in processes:
-            process.join(STOP_SECONDS)
+            process.join(options.get("timeout_graceful_shutdown", 0) + STOP_SECONDS)
             if process.is_alive():
                 process.kill()
         for sig, handler in previous.items():

@@ -10,6 +10,8 @@ moved from there (tests/runs/test_states.py scans the source for other assignmen
 
     run:  queued -> in_progress -> requires_action -> queued ... -> completed | incomplete
           any active status -> cancelling -> cancelled; failed; expired (past expires_at)
+          in_progress -> queued: handed back by a process that is stopping (its turn is
+          dropped, and any process claims the run and starts that turn anew)
     step: in_progress -> completed | failed | cancelled | expired
     message (the assistant's): in_progress -> completed | incomplete
 """
@@ -38,7 +40,7 @@ RUN_LIFETIME_SECONDS = 600
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"in_progress", "cancelling", "cancelled", "failed", "expired"}),
     "in_progress": frozenset({"requires_action", "completed", "incomplete", "failed",
-                              "cancelling", "expired"}),
+                              "cancelling", "expired", "queued"}),
     "requires_action": frozenset({"queued", "cancelling", "cancelled", "failed", "expired"}),
     "cancelling": frozenset({"cancelled", "failed", "expired"}),
 }

@@ -6,7 +6,8 @@ PostgreSQL alike, and the leases of the runs this process drives or has waiting 
 by one task while it holds any. A run whose lease ran out while in progress belonged to a
 process that died, and the sweeper fails it with `server_error` (never left in progress). The
 sweeper also expires runs past `expires_at` and hands `cancelling` runs of this process to
-their tasks.
+their tasks. A process that stops (SIGTERM, Ctrl-C, a deploy) lets its runs finish within a
+grace period and hands the others back, queued again (`stop`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from assistants_server.db.models import RunRow
 from assistants_server.engine.runner import drive_run
 from assistants_server.events.bus import EventBus
 from assistants_server.runs.failures import DIED, FAULT
-from assistants_server.runs.lifecycle import end_run
+from assistants_server.runs.lifecycle import end_run, hand_back, on_fresh_state
 from assistants_server.runs.outbox import Outbox
 from assistants_server.tools.base import ToolServices
 from assistants_server.waiting import wait_set
@@ -72,6 +73,8 @@ class Executor:
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()
 
     async def notify(self) -> None:
         """Something changed (a run was queued or cancelled): look now, not at the next poll.
@@ -82,17 +85,62 @@ class Executor:
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="executor")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop claiming runs, let those being driven go on for up to `grace` seconds, then
+        hand back the rest: queued again, free for any process (this one after a restart) to
+        claim at once, which starts their turn anew. Nobody's run ends `cancelled` because a
+        process stopped. A second call (the server's shutdown after a drain that a signal
+        began) cuts the grace short and waits for the first."""
+        if self._stopped is None:
+            self._stopped = asyncio.create_task(self._stop(grace), name="executor-stop")
+        else:
+            self._hurry.set()
+        await asyncio.shield(self._stopped)
+
+    async def _stop(self, grace: float) -> None:
         # Let the loop finish its round rather than cancelling it inside a database call.
         self._stopping = True
         self._wakeup.set()
         if self._loop_task is not None:
             await self._loop_task
+        adopted, self.adopted = list(self.adopted), deque()
+        await self.leases.release(adopted)  # queued here but not started: free them now
+        await self._wait_for_runs(grace)
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.leases.stop()  # what is left (adopted runs) is claimable when it runs out
+        handed = await on_fresh_state(self._hand_back)  # a cut turn may be writing still
+        if handed:
+            log.info("handed back %d run(s) still in progress: %s", len(handed),
+                     ", ".join(handed))
+        await self.leases.stop(release=True)
+
+    async def _wait_for_runs(self, grace: float) -> None:
+        """Until the runs being driven stop, `grace` seconds pass or a second stop hurries."""
+        deadline = time.monotonic() + grace
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        try:
+            while self.tasks and not self._hurry.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                await asyncio.wait([hurry, *self.tasks.values()], timeout=left,
+                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurry.cancel()
+
+    async def _hand_back(self) -> list[str]:
+        """Queue again the runs still in progress under this process's leases."""
+        outbox = Outbox(self.bus)
+        async with self.sessionmaker() as session:
+            runs = list(await session.scalars(select(RunRow).where(
+                RunRow.status == "in_progress", RunRow.lease_owner == self.owner)))
+            for run in runs:
+                await hand_back(session, run, int(time.time()), outbox)
+            await session.commit()
+        await outbox.publish()
+        return [run.id for run in runs]
 
     async def _loop(self) -> None:
         last_sweep = 0.0

@@ -117,7 +117,9 @@ async def end(
     *,
     fault: bool = False,
 ) -> None:
-    """The turn stopped early: what was streamed is kept, marked incomplete with the run."""
+    """The turn stopped early: what was streamed is kept, marked incomplete with the run. A
+    turn cancelled while nobody cancelled its run was stopped by its process stopping: the
+    run is left as it is, for the executor to hand it back."""
     if turn.bus is not None:
         await turn.bus.refresh(turn.run_id)  # a watcher may have come since the turn began
     outbox = Outbox(turn.bus)
@@ -125,6 +127,8 @@ async def end(
         outbox.error(turn.run_id)
     async with sessionmaker() as session:
         if (run := await _driven(session, turn.run_id)) is None:
+            return
+        if status == "cancelled" and run.status != "cancelling":
             return
         await _stop(session, run, turn, status, int(time.time()), outbox, last_error)
         await session.commit()
@@ -137,9 +141,6 @@ async def _stop(
 ) -> None:
     """End `run` early with what `turn` streamed so far, marked incomplete with it. Once the
     turn's rows are written (its server tools were running), `end_run` finds them itself."""
-    if status == "cancelled" and run.status == "in_progress":
-        transition_run(run, "cancelling", now)
-        outbox.run(run)
     if turn.written:
         await end_run(session, run, status, now, outbox, last_error=last_error)
         return

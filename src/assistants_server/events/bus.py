@@ -32,8 +32,10 @@ class Event:
 class EventBus(Protocol):
     shared: bool  # True when every server process sees the same logs
 
-    async def watch(self, run_id: str) -> bool:
-        """Start logging `run_id`; False when it was logged already."""
+    async def watch(self, run_id: str, after: int = 0) -> bool:
+        """Start logging `run_id`, its first event numbered `after + 1` (a log that is gone
+        starts again after the last id a client saw, so ids never go back); False when it
+        was logged already."""
         ...
 
     def watching(self, run_id: str) -> bool:
@@ -76,6 +78,7 @@ class EventBus(Protocol):
 
 @dataclass(slots=True)
 class _Log:
+    first: int = 0  # the sequence number before its first event
     events: list[Event] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     touched: float = field(default_factory=time.monotonic)
@@ -99,11 +102,11 @@ class LocalEventBus:
         self._logs: dict[str, _Log] = {}
         self._pruned = time.monotonic()
 
-    async def watch(self, run_id: str) -> bool:
+    async def watch(self, run_id: str, after: int = 0) -> bool:
         self._prune()
         if run_id in self._logs:
             return False
-        self._logs[run_id] = _Log()
+        self._logs[run_id] = _Log(first=after)
         return True
 
     def watching(self, run_id: str) -> bool:
@@ -120,7 +123,7 @@ class LocalEventBus:
 
     async def last_seq(self, run_id: str) -> int:
         log = self._logs.get(run_id)
-        return len(log.events) if log is not None else 0
+        return log.first + len(log.events) if log is not None else 0
 
     async def segment_start(self, run_id: str) -> int:
         log = self._logs.get(run_id)
@@ -138,7 +141,7 @@ class LocalEventBus:
         log = self._logs.get(run_id)
         if log is None:
             return
-        seq = len(log.events)
+        seq = log.first + len(log.events)
         for name, data in events:
             seq += 1
             log.events.append(Event(seq, name, data))
@@ -154,7 +157,7 @@ class LocalEventBus:
         log = self._logs.get(run_id)
         if log is None:
             return
-        position = max(0, after)
+        position = max(0, after - log.first)  # an index into its events
         log.subscribers += 1
         try:
             while True:

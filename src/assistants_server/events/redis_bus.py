@@ -61,9 +61,12 @@ class RedisEventBus:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def watch(self, run_id: str) -> bool:
+    async def watch(self, run_id: str, after: int = 0) -> bool:
         self._remember(run_id)
-        created = await self.redis.set(self._keys(run_id)[2], "1", ex=self.idle, nx=True)
+        keys = self._keys(run_id)
+        created = await self.redis.set(keys[2], "1", ex=self.idle, nx=True)
+        if created and after:  # numbered on from there, unless a publisher came first
+            await self.redis.set(keys[1], after, ex=self.idle, nx=True)
         return bool(created)
 
     def watching(self, run_id: str) -> bool:

@@ -1,7 +1,8 @@
 """Ending a run consistently: its open message, its open steps and its own status together.
 
 Used by the API (cancel), the runner (complete, fail, incomplete, cancelled) and the sweeper
-(expired, or failed when the process driving it died), so a run never ends half-way.
+(expired, or failed when the process driving it died), so a run never ends half-way; and
+handing a run back, queued again, when the process driving it stops.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -69,6 +70,19 @@ async def end_run(
     if incomplete_reason is not None:
         run.incomplete_details = {"reason": incomplete_reason}
     transition_run(run, status, now)
+    outbox.run(run)
+
+
+async def hand_back(session: AsyncSession, run: RunRow, now: int, outbox: Outbox) -> None:
+    """The process driving `run` is stopping and nobody cancelled the run: its turn is dropped
+    and it is queued again, free for any process (this one after a restart) to claim and start
+    that turn anew. Of the turn, only the steps of server tools still running were written:
+    they go, so the next turn's context holds no call without its output."""
+    await session.execute(delete(MessageRow).where(
+        MessageRow.run_id == run.id, MessageRow.status == "in_progress"))
+    await session.execute(delete(RunStepRow).where(
+        RunStepRow.run_id == run.id, RunStepRow.status == "in_progress"))
+    transition_run(run, "queued", now)
     outbox.run(run)
 
 

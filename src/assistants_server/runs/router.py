@@ -271,8 +271,9 @@ async def run_events(
         return snapshot_stream(f"thread.run.{run.status}", Run.from_row(run).model_dump_json())
     if position is None:
         position = await bus.segment_start(run.id)  # the run's latest stream, from its start
-    if await bus.watch(run.id) or position > await bus.last_seq(run.id):
-        # Not logged (never streamed, or its log is gone): where it stands now.
+    if await bus.watch(run.id, after=position) or position > await bus.last_seq(run.id):
+        # Not logged (never streamed, or its log is gone: expired, or kept by a process that
+        # stopped): where it stands now, numbered after the last event the client saw.
         position = await bus.last_seq(run.id)
         outbox = Outbox(bus)
         outbox.run(run)
