@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -59,6 +60,7 @@ async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
                     idle_seconds=settings.code_interpreter_idle_seconds)
     # A directory per process: sessions belong to the process that started them.
     sandbox = LocalSandbox(settings.data_dir / "sandboxes" / str(os.getpid()), limits,
+                           python=settings.code_interpreter_python or sys.executable,
                            isolation=settings.code_interpreter_isolation)
     try:
         await sandbox.check()

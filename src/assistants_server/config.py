@@ -185,6 +185,12 @@ class Settings(BaseSettings):
         "unavailable) or 'none' (runs code as the server's user: only on a machine you "
         "trust entirely with every assistant's code).",
     )
+    code_interpreter_python: str | None = Field(
+        None,
+        description="The Python that code_interpreter cells run on, with the packages they "
+        "can import: e.g. a virtualenv's bin/python where you installed more. Unset: the "
+        "server's own, which has numpy, pandas, scipy, matplotlib and openpyxl.",
+    )
     code_interpreter_timeout_seconds: float = Field(
         30.0, gt=0, description="Wall-clock limit of one code_interpreter execution.",
     )

@@ -5,8 +5,12 @@ figures returned as PNGs."""
 from __future__ import annotations
 
 import time
+import venv as venv_module
+from pathlib import Path
 
+from assistants_server.app import create_app
 from assistants_server.sandbox import LocalSandbox
+from tests.conftest import make_settings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -132,3 +136,40 @@ async def test_input_is_empty_and_oversized_code_is_refused(sandbox: LocalSandbo
     assert result.error is not None and result.error.endswith("EOFError: EOF when reading a line")
     result = await sandbox.execute("thread_a", "x = 1\n" * 200_000)
     assert result.error == "The code is longer than 1,000,000 characters and was not run."
+
+
+async def test_a_spreadsheet_analysis_runs_with_the_hosted_tools_libraries(
+    sandbox: LocalSandbox,
+) -> None:
+    """pandas, openpyxl (xlsx), scipy and numpy import as on the hosted code_interpreter: the
+    cookbook's first cell works."""
+    code = (
+        "import numpy as np, pandas as pd\nfrom scipy import stats\n"
+        "df = pd.DataFrame({'month': range(1, 7), 'sales': [10, 12, 15, 15, 18, 21]})\n"
+        "df.to_csv('/mnt/data/sales.csv', index=False)\n"
+        "df.to_excel('/mnt/data/sales.xlsx', index=False)\n"
+        "back = pd.read_excel('/mnt/data/sales.xlsx')\n"
+        "fit = stats.linregress(back['month'], pd.read_csv('/mnt/data/sales.csv')['sales'])\n"
+        "print(len(back), round(fit.slope, 2), int(np.sum(back['sales'])))")
+    result = await sandbox.execute("thread_a", code)
+    assert result.error is None, result.error
+    assert result.logs.strip() == "6 2.09 91"
+    assert sorted(f.rsplit("/", 1)[-1] for f in result.files) == ["sales.csv", "sales.xlsx"]
+
+
+async def test_cells_import_the_packages_of_the_python_the_operator_chose(
+    tmp_path: Path,
+) -> None:
+    """ASSISTANTS_CODE_INTERPRETER_PYTHON: a virtualenv with a package of the operator's."""
+    venv = tmp_path / "cells"
+    venv_module.EnvBuilder(with_pip=False).create(venv)
+    [site] = list(venv.glob("lib/python3*/site-packages"))
+    (site / "house_rules.py").write_text("DISCOUNT = 0.15\n")
+    [settings] = make_settings("sqlite", tmp_path / "data",
+                               code_interpreter_python=str(venv / "bin" / "python"))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        box: LocalSandbox = app.state.executor.services.sandbox
+        result = await box.execute("thread_a", "import house_rules\nhouse_rules.DISCOUNT")
+    assert result.error is None, result.error
+    assert result.logs == "0.15"
