@@ -42,6 +42,46 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+async def create_database_if_missing(url: str) -> bool:
+    """Create the database `url` names, connecting to the server's `postgres` database, when
+    it does not exist (a fresh server has only `postgres`); True when it was created. Safe
+    when several test processes race to create it."""
+    import asyncpg
+
+    target = make_url(url)
+    dsn = target.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        if await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
+                                     target.database):
+            return False
+        name = str(target.database).replace('"', '""')
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        return True
+    finally:
+        await connection.close()
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why tests cannot use PostgreSQL here, or None: it answers, and the database of
+    POSTGRES_URL exists (created when missing)."""
+    url = make_url(POSTGRES_URL)
+    host, port = url.host or "127.0.0.1", url.port or 5432
+    if not _reachable(host, port):
+        return f"PostgreSQL is not answering on {host}:{port}"
+    try:
+        run_blocking(create_database_if_missing(POSTGRES_URL))
+    except Exception as exc:  # e.g. a role without CREATEDB
+        return (f"the database {url.database!r} does not exist on {host}:{port} and could not "
+                f"be created ({exc}); create it, or set ASSISTANTS_TEST_POSTGRES_URL")
+    return None
+
+
 # --- a fresh, migrated database per test, migrated only once per session ------------------
 #
 # Running the Alembic migrations for every test cost a large share of the suite's time, so
@@ -125,10 +165,10 @@ def make_settings(kind: str, tmp_path: Path, **overrides: Any) -> Iterator[Setti
             upgrade_to_head(settings)
         yield settings
         return
-    if not _reachable("127.0.0.1", 5432):
+    if (problem := _postgres_problem()) is not None:
         if REQUIRE_SERVICES:
-            pytest.fail("PostgreSQL is not answering on 127.0.0.1:5432")
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432")
+            pytest.fail(problem)
+        pytest.skip(problem)
     schema = "t_" + uuid.uuid4().hex[:16]
     settings = Settings(
         data_dir=tmp_path, database_url=POSTGRES_URL, database_schema=schema,

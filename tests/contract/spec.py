@@ -1,9 +1,10 @@
 """The Assistants OpenAPI 3.1 spec as a response validator.
 
-The spec is found through ASSISTANTS_OPENAPI_SPEC, else beside the repository in
-`../shared/reference/`. Schemas are never copied here: each operation's schema is addressed by
-its JSON pointer inside the loaded document, and `$ref: '#/components/schemas/...'` resolves
-against that same document through a `referencing` registry.
+The spec ships with the tests (`tests/contract/assistants-openapi-2026.yaml`, OpenAI's
+published document, MIT-licensed) so that a clone alone runs them; ASSISTANTS_OPENAPI_SPEC
+points them at another copy. Schemas are not copied out of it: each operation's schema is
+addressed by its JSON pointer inside the loaded document, and `$ref: '#/components/schemas/...'`
+resolves against that same document through a `referencing` registry.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from referencing.jsonschema import DRAFT202012
 SPEC_ENV = "ASSISTANTS_OPENAPI_SPEC"
 SPEC_NAME = "assistants-openapi-2026.yaml"
 SPEC_URI = "urn:assistants-openapi"  # the base URI that the spec's `#/...` refs resolve against
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ERROR_SCHEMA = "/components/schemas/ErrorResponse"
 # The list envelope's cursor keys: see Spec.problems for the one deviation accepted on them.
 LIST_CURSORS = ("first_id", "last_id")
@@ -33,7 +33,7 @@ def spec_path() -> Path:
     configured = os.environ.get(SPEC_ENV)
     if configured:
         return Path(configured)
-    return REPO_ROOT.parent / "shared" / "reference" / SPEC_NAME
+    return Path(__file__).with_name(SPEC_NAME)
 
 
 def _pointer_part(part: str) -> str:
