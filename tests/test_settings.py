@@ -3,6 +3,7 @@ one-backend variables when there is no file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,15 @@ def test_an_empty_variable_does_not_override_the_file(
     monkeypatch.setenv("ASSISTANTS_API_KEYS", "")
     settings = Settings.load(config)
     assert settings.api_keys == ["sk-team-a"]
+
+
+def test_every_setting_has_a_row_in_the_readme() -> None:
+    """A new user learns the settings from README.md's table: none may be missing from it."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    first_cells = [line.split("|")[1] for line in readme.splitlines()
+                   if line.startswith("| `ASSISTANTS_")]
+    rows = {name for cell in first_cells for name in re.findall(r"`(ASSISTANTS_\w+)`", cell)}
+    internal = {"models_config"}  # the configuration file's content, set by ASSISTANTS_CONFIG
+    settings = {f"ASSISTANTS_{name.upper()}" for name in Settings.model_fields} - {
+        f"ASSISTANTS_{name.upper()}" for name in internal}
+    assert sorted(settings - rows) == []
