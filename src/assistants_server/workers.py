@@ -5,8 +5,9 @@ them evenly. With one socket shared by every process (uvicorn's own workers), uv
 loop let the process that woke first take a whole burst of connections: under 50 kept-alive
 clients one process ran at 94% of a core and the other at 37%.
 
-The supervisor restarts a process that dies after it was up, gives up when one dies at
-start (the port is taken, the configuration is wrong), and on SIGINT or SIGTERM stops them
+The supervisor restarts a process that dies after it was up (with a growing pause while its
+replacements keep dying young), gives up only when one dies at the very first start (the port
+is taken, the configuration is wrong), and on SIGINT or SIGTERM stops them
 all the way uvicorn stops: each finishes its requests, lets its runs finish within the grace
 period and hands back the rest (stopping.py).
 """
@@ -17,13 +18,16 @@ import logging
 import multiprocessing
 import signal
 import socket
+import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 log = logging.getLogger("assistants_server")
 APP = "assistants_server.app:create_app"
-STARTUP_SECONDS = 10.0  # a process that dies sooner failed to start: restarting won't help
+STARTUP_SECONDS = 10.0  # a process that dies sooner after its start died young
+MAX_BACKOFF_SECONDS = 30.0
 STOP_SECONDS = 10.0  # beyond the graceful shutdown's timeout: then a process is killed
 
 
@@ -52,47 +56,93 @@ def serve_workers(options: dict[str, Any], workers: int) -> int:
         stopping.append(signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    processes: list[tuple[BaseProcess, float]] = []
+    running: list[_Worker] = []
+    slots = [_Slot() for _ in range(workers)]
     failed = False
     try:
         for _ in range(workers):
-            processes.append(_start(context, options))
+            running.append(_start(context, options))
         while not stopping:
             time.sleep(0.2)
-            for i, (process, started) in enumerate(processes):
-                if process.is_alive() or stopping:
+            for i, worker in enumerate(running):
+                if (worker.process.is_alive() or stopping
+                        or time.monotonic() < slots[i].restart_at):
                     continue
-                if time.monotonic() - started < STARTUP_SECONDS:
-                    log.error("server process %d exited at start (code %s); stopping",
-                              process.pid, process.exitcode)
+                if not slots[i].restarts and not worker.ready.is_set():
+                    log.error("server process %d exited before it could serve (code %s); "
+                              "stopping", worker.process.pid, worker.process.exitcode)
                     failed = True
                     stopping.append(signal.SIGTERM)
                     break
-                log.warning("server process %d exited (code %s); starting another",
-                            process.pid, process.exitcode)
-                processes[i] = _start(context, options)
+                if slots[i].died(worker):
+                    running[i] = _start(context, options)
     finally:
-        for process, _ in processes:
-            if process.is_alive():
-                process.terminate()  # SIGTERM: uvicorn's graceful shutdown
-        for process, _ in processes:
-            process.join(options.get("timeout_graceful_shutdown", 0) + STOP_SECONDS)
-            if process.is_alive():
-                process.kill()
+        for worker in running:
+            if worker.process.is_alive():
+                worker.process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        for worker in running:
+            worker.process.join(options.get("timeout_graceful_shutdown", 0) + STOP_SECONDS)
+            if worker.process.is_alive():
+                worker.process.kill()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 1 if failed else 0
 
 
-def _start(context: Any, options: dict[str, Any]) -> tuple[BaseProcess, float]:
-    process = context.Process(target=_serve_one, args=(options,), daemon=False)
+@dataclass
+class _Worker:
+    process: BaseProcess
+    started: float  # monotonic time
+    ready: Any  # a multiprocessing Event, set once the process serves
+
+
+class _Slot:
+    """One of the N processes' places. Only its first process can fail the server, by dying
+    before it serves (the configuration is wrong: restarting won't help); a process that dies
+    later, however soon after a restart, is started again, after a pause that doubles while
+    its successors keep dying young (up to MAX_BACKOFF_SECONDS)."""
+
+    def __init__(self) -> None:
+        self.restarts = 0
+        self.backoff = 0.0
+        self.restart_at = 0.0  # not before this (monotonic time)
+        self.noticed: BaseProcess | None = None
+
+    def died(self, worker: _Worker) -> bool:
+        """Note the death of `worker`; True when its successor is to start now."""
+        now, process = time.monotonic(), worker.process
+        if self.noticed is not process:  # first seen dead: decide the pause
+            self.noticed = process
+            young = now - worker.started < STARTUP_SECONDS
+            self.backoff = min(MAX_BACKOFF_SECONDS, self.backoff * 2 or 0.5) if young else 0.0
+            self.restart_at = now + self.backoff
+            log.warning("server process %d exited (code %s); starting another%s",
+                        process.pid, process.exitcode,
+                        f" in {self.backoff:.1f} s" if self.backoff else "")
+            if self.backoff:
+                return False
+        self.restarts += 1
+        return True
+
+
+def _start(context: Any, options: dict[str, Any]) -> _Worker:
+    ready = context.Event()
+    process = context.Process(target=_serve_one, args=(options, ready), daemon=False)
     process.start()
-    return process, time.monotonic()
+    return _Worker(process, time.monotonic(), ready)
 
 
-def _serve_one(options: dict[str, Any]) -> None:
+def _serve_one(options: dict[str, Any], ready: Any) -> None:
     import uvicorn
 
     sock = listening_socket(options["host"], options["port"])
-    config = uvicorn.Config(APP, factory=True, **options)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(uvicorn.Config(APP, factory=True, **options))
+
+    def announce() -> None:  # to the supervisor: this process got as far as serving
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            ready.set()
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run(sockets=[sock])

@@ -4,6 +4,9 @@ runs with its own executor, none of a run's writes lost or doubled."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ import httpx
 
 from assistants_server.config import Settings
 from tests.runs.test_process_death import HEADERS, _serve
-from tests.test_cli import _free_port
+from tests.test_cli import EXE, _free_port, _wait_for
 
 
 def _workers(pid: int) -> list[int]:
@@ -98,3 +101,46 @@ async def test_two_processes_share_the_port_and_complete_every_run(settings: Set
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_worker_that_keeps_dying_is_restarted_and_never_stops_the_server(
+    tmp_path: Path,
+) -> None:
+    """Only the first start can fail the server: a worker killed, and its replacement killed
+    again at once, is replaced again (after a pause), while the other one serves on."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTS_")}
+    env.update(ASSISTANTS_DATA_DIR=str(tmp_path), ASSISTANTS_WORKERS="2")
+    server = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health")
+        first = _two_workers(server.pid, [])
+        os.kill(first[0], signal.SIGKILL)
+        second = _two_workers(server.pid, first[:1])
+        [replacement] = set(second) - set(first)
+        os.kill(replacement, signal.SIGKILL)  # a second death within seconds of its start
+        third = _two_workers(server.pid, [first[0], replacement])
+        assert server.poll() is None and replacement not in third
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _two_workers(pid: int, dead: list[int]) -> list[int]:
+    """Wait until `pid` has two worker processes again, none of them `dead`."""
+    deadline = time.monotonic() + 30
+    while True:
+        workers = [w for w in _workers(pid) if w not in dead and _alive(w)]
+        if len(workers) == 2:
+            return workers
+        assert time.monotonic() < deadline, f"workers: {workers}"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
