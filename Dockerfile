@@ -44,7 +44,7 @@ EXPOSE 8000
 
 # python:3.11-slim has no curl; the standard library is enough.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import json, urllib.request; response = urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4); raise SystemExit(0 if json.load(response).get('status') == 'ok' else 1)"]
+    CMD ["python", "-c", "import json, urllib.request; response = urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=4); raise SystemExit(0 if json.load(response).get('status') == 'ready' else 1)"]
 
 # Migrates the database to the newest schema, then serves. Exec form: the server is PID 1 and
 # gets `docker stop`'s SIGTERM, on which it shuts down cleanly.

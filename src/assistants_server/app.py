@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 import httpx
 from fastapi import FastAPI
 
+from assistants_server.api.health import router as health_router
 from assistants_server.api.middleware import GateMiddleware
 from assistants_server.assistants.router import router as assistants_router
 from assistants_server.backends.catalog import ModelCatalog
@@ -239,9 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
 
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health_router)
 
     app.add_middleware(
         GateMiddleware,
