@@ -311,7 +311,7 @@ def test_dockerfile_runs_unprivileged_with_a_data_volume() -> None:
     assert env["ASSISTANTS_DATA_DIR"] == image_env()["ASSISTANTS_DATA_DIR"]
     _, healthcheck = image_healthcheck()
     assert healthcheck[0] == "python"
-    assert "http://127.0.0.1:8000/health" in healthcheck[-1]
+    assert "http://127.0.0.1:8000/ready" in healthcheck[-1]
 
 
 def test_dockerignore_keeps_local_state_out_and_lets_the_sources_in() -> None:
