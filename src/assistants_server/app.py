@@ -16,6 +16,8 @@ from fastapi import FastAPI
 
 from assistants_server.api.health import router as health_router
 from assistants_server.api.middleware import GateMiddleware
+from assistants_server.api.observe import RequestMetrics
+from assistants_server.api.observe import router as metrics_router
 from assistants_server.assistants.router import router as assistants_router
 from assistants_server.backends.catalog import ModelCatalog
 from assistants_server.backends.chat import ModelProfile, NoBackend
@@ -23,6 +25,7 @@ from assistants_server.backends.embeddings import Embedder, OpenAIEmbedder, embe
 from assistants_server.backends.router import ModelRouter
 from assistants_server.chat.router import router as chat_router
 from assistants_server.config import Settings
+from assistants_server.db import observed
 from assistants_server.db.engine import (
     create_engine,
     create_read_sessionmaker,
@@ -213,6 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.load()
     settings.configure_logging()
     register_builtins()
+    observed.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -241,6 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     app.include_router(health_router)
+    app.include_router(metrics_router)
 
     app.add_middleware(
         GateMiddleware,
@@ -249,4 +254,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
         require_beta_header=settings.require_beta_header,
     )
+    app.add_middleware(RequestMetrics)  # outermost: refusals are counted too
     return app

@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
+
+from prometheus_client import multiprocess
+
+from assistants_server.metrics import MULTIPROCESS_DIR
 
 log = logging.getLogger("assistants_server")
 APP = "assistants_server.app:create_app"
@@ -51,6 +58,10 @@ def serve_workers(options: dict[str, Any], workers: int) -> int:
         return 1
     context = multiprocessing.get_context("spawn")
     stopping: list[int] = []
+    # One directory for the processes' metrics (prometheus-client's multiprocess mode), so a
+    # scrape that any of them answers counts them all; the processes inherit it.
+    metrics_dir = tempfile.mkdtemp(prefix="assistants-metrics-")
+    os.environ[MULTIPROCESS_DIR] = metrics_dir
 
     def stop(signum: int, _frame: Any) -> None:
         stopping.append(signum)
@@ -74,6 +85,9 @@ def serve_workers(options: dict[str, Any], workers: int) -> int:
                     failed = True
                     stopping.append(signal.SIGTERM)
                     break
+                if slots[i].noticed is not worker.process and worker.process.pid:
+                    multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                        worker.process.pid)  # its live gauges go
                 if slots[i].died(worker):
                     running[i] = _start(context, options)
     finally:
@@ -86,6 +100,8 @@ def serve_workers(options: dict[str, Any], workers: int) -> int:
                 worker.process.kill()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.environ.pop(MULTIPROCESS_DIR, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed else 0
 
 

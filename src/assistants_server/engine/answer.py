@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
+from assistants_server import metrics
 from assistants_server.backends.chat import BackendError, ChatBackend, ChatEvent
 from assistants_server.engine.context import Context
 
@@ -51,8 +53,12 @@ async def ask(backend: ChatBackend, context: Context) -> AsyncIterator[ChatEvent
     left out when the backend refuses the prompt as longer than its window (its tokenizer
     counts more than ours)."""
     relayed = False
+    asked = time.perf_counter()
     try:
         async for event in backend.stream_chat(context.request):
+            if not relayed:
+                metrics.FIRST_TOKEN_SECONDS.labels(context.request.model).observe(
+                    time.perf_counter() - asked)
             relayed = True
             yield event
     except BackendError as exc:

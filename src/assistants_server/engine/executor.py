@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistants_server import metrics
 from assistants_server.backends.chat import ChatBackend, ModelProfile
 from assistants_server.db.leases import RUNS, Leases
 from assistants_server.db.models import RunRow
@@ -197,6 +198,7 @@ class Executor:
         return claimed
 
     async def _drive(self, run_id: str, known: RunRow | None = None) -> None:
+        metrics.RUNS_ACTIVE.inc()
         try:
             await drive_run(self.sessionmaker, self.backend, run_id, self.profiles,
                             self.bus, self.services, known)
@@ -206,6 +208,7 @@ class Executor:
             log.exception("run %s failed unexpectedly", run_id)
             await self._fail(run_id)
         finally:
+            metrics.RUNS_ACTIVE.dec()
             # Only our own entry: a continuation of the run may already have its own task.
             if self.tasks.get(run_id) is asyncio.current_task():
                 del self.tasks[run_id]

@@ -14,6 +14,7 @@ from typing import cast
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
+from assistants_server import metrics
 from assistants_server.events.bus import DONE, Event, EventBus
 
 DONE_FRAME = b"event: done\ndata: [DONE]\n\n"
@@ -33,11 +34,15 @@ def event_stream(
 ) -> EventSourceResponse:
     async def frames() -> AsyncIterator[bytes]:
         done = False
-        async for batch in bus.subscribe(run_id, after):
-            done = batch[-1].name == DONE
-            yield encode(batch)
-        if not done:  # the run ended before `after`, or is not logged here
-            yield DONE_FRAME
+        metrics.STREAMS_OPEN.inc()
+        try:
+            async for batch in bus.subscribe(run_id, after):
+                done = batch[-1].name == DONE
+                yield encode(batch)
+            if not done:  # the run ended before `after`, or is not logged here
+                yield DONE_FRAME
+        finally:
+            metrics.STREAMS_OPEN.dec()
 
     return _response(frames(), keepalive_seconds)
 

@@ -92,6 +92,10 @@ class Sandbox(Protocol):
         """Close the sessions idle longer than `Limits.idle_seconds`; returns how many."""
         ...
 
+    def session_count(self) -> int:
+        """How many sessions are open (for the metrics)."""
+        ...
+
     async def aclose(self) -> None:
         """Close every session (server shutdown)."""
         ...

@@ -236,6 +236,9 @@ class LocalSandbox:
             if session is not None:
                 await self._close(session)
 
+    def session_count(self) -> int:
+        return len(self._sessions)
+
     async def reap_idle(self) -> int:
         deadline = time.monotonic() - self.limits.idle_seconds
         async with self._registry:
