@@ -161,7 +161,7 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
     """The run executor (with the code_interpreter sandbox) and the ingestion worker, when
     this process drives runs; stopped in the reverse order."""
     app.state.executor = app.state.ingestor = None
-    if not settings.executor_enabled:
+    if not settings.drives_runs:
         return
     sandbox = await _start_sandbox(settings)
     if sandbox is not None:
@@ -241,7 +241,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.
     routers = (runs_router, assistants_router, threads_router, messages_router, models_router,
                files_router, vector_stores_router, chat_router)
-    for router in routers:
+    for router in routers if settings.role != "worker" else ():  # a worker: health only
         app.include_router(router)
 
     app.include_router(health_router)

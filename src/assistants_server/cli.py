@@ -1,4 +1,5 @@
-"""The `assistants-server` command: `serve` (migrate, then run uvicorn) and `migrate`."""
+"""The `assistants-server` command: `serve` (migrate, then run uvicorn, with a role), `worker`
+(the same with the worker role), `migrate` and `doctor`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from assistants_server.config import LOOPBACK_HOSTS, Settings
 from assistants_server.workers import APP, serve_workers
 
 log = logging.getLogger("assistants_server")
+WORKER_PORT = 8001  # a worker's health and metrics, beside an API process's 8000
 
 
 def _settings_help() -> str:
@@ -50,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (ASSISTANTS_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (ASSISTANTS_PORT)")
+    serve.add_argument("--role", choices=["all", "api", "worker"],
+                       help="'all' (default), 'api' (HTTP only; runs are driven by workers, "
+                       "streamed through Redis) or 'worker' (ASSISTANTS_ROLE)")
+    worker = commands.add_parser(
+        "worker", help="migrate, then drive runs, index files and clean up, serving only "
+        "/health, /ready and /metrics (as `serve --role worker`)")
+    worker.add_argument("--host", help="address of the health and metrics port")
+    worker.add_argument("--port", type=int,
+                        help=f"the health and metrics port (default {WORKER_PORT})")
     commands.add_parser("migrate", help="migrate the database to the newest schema and exit")
     commands.add_parser(
         "doctor", help="call every configured backend (model list, an answer, a tool call, an "
@@ -66,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config is not None:
         # Worker processes build their settings from the environment: they read it there.
         os.environ["ASSISTANTS_CONFIG"] = str(args.config)
+    role = "worker" if args.command == "worker" else getattr(args, "role", None)
+    if role is not None:
+        os.environ["ASSISTANTS_ROLE"] = role  # here too: every process reads it
     try:
         settings = Settings.load()
     except (ValidationError, ConfigFileError) as exc:
@@ -82,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         print("database is at the newest schema")
         return 0
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    port = args.port if args.port is not None or args.command != "worker" else WORKER_PORT
+    overrides = {k: v for k, v in {"host": args.host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
     return _serve(settings)
 
@@ -101,8 +116,13 @@ def _serve(settings: Settings) -> int:
         else:
             log.warning("ASSISTANTS_API_KEYS is not set and the server listens on %s: anyone who "
                         "can reach this address can use it. Set ASSISTANTS_API_KEYS.", host)
-    log.info("serving the Assistants API at http://%s:%d/v1 with %d process(es)", host,
-             settings.port, settings.workers)
+    if settings.role == "worker":
+        log.info("worker: driving runs and indexing files; /health, /ready and /metrics at "
+                 "http://%s:%d with %d process(es)", host, settings.port, settings.workers)
+    else:
+        log.info("serving the Assistants API at http://%s:%d/v1 with %d process(es)%s", host,
+                 settings.port, settings.workers,
+                 "; runs are driven by worker processes" if settings.role == "api" else "")
     # uvloop and httptools (uvicorn[standard]): a faster event loop and parser.
     options: dict[str, Any] = {
         "host": host, "port": settings.port, "log_level": settings.log_level.lower(),

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         True, description="Drive runs and index vector store files in this process (turn off "
         "for API-only processes).",
     )
+    role: Literal["all", "api", "worker"] = Field(
+        "all",
+        description="What this process does: 'all' (the API, and driving runs and indexing "
+        "files), 'api' (the API only: runs are driven by worker processes, streams come "
+        "through Redis; needs redis_url) or 'worker' (drives runs, indexes files, cleans up; "
+        "serves only /health, /ready and /metrics). `serve --role`, `worker`.",
+    )
     executor_concurrency: int = Field(64, ge=1, description="Runs driven at once per process.")
     gc_young_threshold: int = Field(
         0, ge=0,
@@ -256,6 +263,20 @@ class Settings(BaseSettings):
                 timeout=self.backend_timeout_seconds, models=self.models,
                 max_completion_tokens=self.backend_max_completion_tokens)
         return self
+
+    @model_validator(mode="after")
+    def _api_role_streams_through_redis(self) -> Settings:
+        if self.role == "api" and not self.redis_url:
+            raise ValueError(
+                "role 'api' serves runs that worker processes drive, and their streams reach "
+                "it only through Redis: set ASSISTANTS_REDIS_URL (and a database every process "
+                "shares, such as PostgreSQL)")
+        return self
+
+    @property
+    def drives_runs(self) -> bool:
+        """Whether this process drives runs and indexes files."""
+        return self.executor_enabled and self.role != "api"
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,28 +16,9 @@ import pytest
 from assistants_server.app import create_app
 from assistants_server.config import Settings
 from assistants_server.events.redis_bus import RedisEventBus
-from tests.conftest import BETA, REQUIRE_SERVICES, LiveServer, _reachable
+from tests.conftest import BETA, LiveServer
 from tests.fake_backend import Reply
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """Keys no other test shares, deleted afterwards."""
-    if not _reachable("127.0.0.1", 6379):
-        if REQUIRE_SERVICES:
-            pytest.fail("Redis is not answering on 127.0.0.1:6379")
-        pytest.skip("Redis is not answering on 127.0.0.1:6379")
-    name = "t_" + uuid.uuid4().hex[:12]
-    yield name
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+from tests.runs.conftest import REDIS_URL
 
 
 @pytest.fixture
