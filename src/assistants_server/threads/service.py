@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow, ThreadRow
 from assistants_server.kit.errors import not_found
 from assistants_server.kit.ids import check_id, new_id
@@ -42,6 +43,14 @@ async def get_thread(session: AsyncSession, thread_id: str) -> ThreadRow:
     if row is None:
         raise not_found("thread", thread_id)
     return row
+
+
+async def list_threads(
+    session: AsyncSession, query: ListQuery, metadata: dict[str, str]
+) -> tuple[list[ThreadRow], bool]:
+    """A page of threads whose metadata holds every `metadata` key with its value."""
+    matching = [ThreadRow.metadata_[key].as_string() == value for key, value in metadata.items()]
+    return await fetch_page(session, ThreadRow, query, visible=matching)
 
 
 async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
