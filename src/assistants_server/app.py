@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from assistants_server.api.health import router as health_router
 from assistants_server.api.middleware import GateMiddleware
@@ -54,6 +55,9 @@ from assistants_server.vector_stores.router import router as vector_stores_route
 from assistants_server.vector_stores.service import forget_file
 
 log = logging.getLogger("assistants_server")
+# Response headers a browser page may read: the SDKs read these.
+EXPOSED_HEADERS = ["x-request-id", "openai-poll-after-ms", "openai-processing-ms",
+                   "openai-version", "openai-organization"]
 
 
 async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
@@ -254,5 +258,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
         require_beta_header=settings.require_beta_header,
     )
+    if settings.cors_origins:
+        # Outside the gate: a preflight carries no key and no beta header, and is answered here.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+            allow_headers=["*"], expose_headers=EXPOSED_HEADERS, max_age=600)
     app.add_middleware(RequestMetrics)  # outermost: refusals are counted too
     return app

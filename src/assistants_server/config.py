@@ -84,6 +84,12 @@ class Settings(BaseSettings):
             "When set, assistants and runs naming another model are refused."
         ),
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins whose browser pages may call the API (e.g. "
+        "https://app.example.com; * for any); unset: browsers' cross-origin calls are "
+        "refused.",
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
@@ -214,7 +220,7 @@ class Settings(BaseSettings):
         "text-embedding-3-small", description="Model name sent to the embeddings endpoint.",
     )
 
-    @field_validator("models", "api_keys", mode="before")
+    @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
