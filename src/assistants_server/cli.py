@@ -127,6 +127,7 @@ def _serve(settings: Settings) -> int:
     options: dict[str, Any] = {
         "host": host, "port": settings.port, "log_level": settings.log_level.lower(),
         "proxy_headers": True, "access_log": settings.access_log,
+        "log_config": None,  # uvicorn's lines go to the root handler: one format, with ids
         # Connections left when a drain is over (it ends the streams) are not waited for.
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds + 5}
     if settings.workers == 1:

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from assistants_server.backends.config import ModelsConfig, from_single_backend
+from assistants_server.logs import configure as configure_logs
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -183,6 +184,10 @@ class Settings(BaseSettings):
         False, description="Log a line per HTTP request (off by default: it costs throughput).",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'text' (a line per record, with the request, run and thread ids "
+        "in brackets) or 'json' (an object per line: time, level, logger, message, "
+        "request_id, run_id, thread_id).")
     ingest_concurrency: int = Field(
         2, ge=1, description="Files parsed and indexed at once per process (vector stores).",
     )
@@ -299,8 +304,7 @@ class Settings(BaseSettings):
     def configure_logging(self) -> None:
         """The server's log format and level; a no-op where logging is set up already (a
         worker process started by `serve` sets it up again, as the command did)."""
-        logging.basicConfig(level=self.log_level.upper(),
-                            format="%(levelname)s %(name)s: %(message)s")
+        configure_logs(self.log_level, self.log_format)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         # httpx logs every model call at INFO: a line per run, and a tenth of its CPU.
         if logging.getLogger().getEffectiveLevel() > logging.DEBUG:

@@ -25,6 +25,7 @@ from assistants_server.kit.errors import (
     file_too_large,
 )
 from assistants_server.kit.ids import new_request_id
+from assistants_server.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 BETA_PREFIXES = ("/v1/assistants", "/v1/threads")
@@ -57,6 +58,7 @@ class GateMiddleware:
             return
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
+        REQUEST_ID.set(request_id)  # on every log line of this request (its own task)
         started = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:

@@ -30,6 +30,7 @@ from assistants_server.db.leases import RUNS, Leases
 from assistants_server.db.models import RunRow
 from assistants_server.engine.runner import drive_run
 from assistants_server.events.bus import EventBus
+from assistants_server.logs import RUN_ID, THREAD_ID
 from assistants_server.runs.failures import DIED, FAULT
 from assistants_server.runs.lifecycle import end_run, hand_back, on_fresh_state
 from assistants_server.runs.outbox import Outbox
@@ -198,6 +199,9 @@ class Executor:
         return claimed
 
     async def _drive(self, run_id: str, known: RunRow | None = None) -> None:
+        RUN_ID.set(run_id)  # on every log line of this task
+        if known is not None:
+            THREAD_ID.set(known.thread_id)
         metrics.RUNS_ACTIVE.inc()
         try:
             await drive_run(self.sessionmaker, self.backend, run_id, self.profiles,

@@ -32,6 +32,7 @@ from assistants_server.engine.server_tools import execute_calls
 from assistants_server.engine.start import Profiles, begin
 from assistants_server.engine.turn import Turn
 from assistants_server.events.bus import EventBus
+from assistants_server.logs import THREAD_ID
 from assistants_server.runs.failures import FAULT, from_backend, too_many_rounds
 from assistants_server.runs.lifecycle import on_fresh_state
 from assistants_server.tools.base import ToolServices
@@ -64,6 +65,7 @@ async def drive_run(
         if started is None:
             return  # nothing to do: cancelled before it started, or the prompt cannot fit
         context, deadline, turn, answer = started
+        THREAD_ID.set(turn.thread_id)
         if not await _relay(sessionmaker, turn, answer, deadline):
             return
         # Shielded: a cancel arriving now finds the run `cancelling`, which `record` honours;
