@@ -185,7 +185,8 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
         concurrency=settings.executor_concurrency, lease_seconds=settings.lease_seconds,
         profiles=_profiles(settings, router), bus=bus,
         sweepers=[purge_files, *([sandbox.reap_idle] if sandbox else [])],
-        services=ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs))
+        services=ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs,
+                              ingestion_wait_seconds=settings.file_search_wait_seconds))
     await executor.start()
     stack.push_async_callback(executor.stop)
     stack.enter_context(draining_on_stop_signals(

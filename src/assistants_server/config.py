@@ -220,6 +220,12 @@ class Settings(BaseSettings):
         description="A thread's Python session unused this long is closed (its variables "
         "and files in /mnt/data are lost).",
     )
+    file_search_wait_seconds: float = Field(
+        60.0, ge=0,
+        description="How long a run's file_search waits for files of its vector stores that "
+        "are still being indexed (a file attached to the message just sent), as the hosted "
+        "service did; then the model is told which files it could not search. 0: no wait.",
+    )
     embeddings_api_key: str | None = Field(None, description="API key for the embeddings URL.")
     embeddings_model: str = Field(
         "text-embedding-3-small", description="Model name sent to the embeddings endpoint.",

@@ -24,7 +24,11 @@ from assistants_server.toolbox.resources import resource_ids
 from assistants_server.tools.base import Call, Entry, Found, Tool, ToolRound, unavailable
 from assistants_server.tools.definitions import RANKER
 from assistants_server.vector_stores.schemas import SearchResult
-from assistants_server.vector_stores.search import search_stores
+from assistants_server.vector_stores.search import (
+    search_stores,
+    unsearchable,
+    wait_for_ingestion,
+)
 
 NAME = "file_search"
 DEFAULT_MAX_RESULTS = 20
@@ -76,11 +80,12 @@ async def run_file_search(
                                   score_threshold=threshold) if queries else []
     shown = [{"file_id": r.file_id, "file_name": r.filename, "score": r.score,
               "content": r.content} for r in _within(results, budget_tokens)]
+    missed = await unsearchable(session, [store.id for store in stores]) if stores else []
     return {"id": call_id, "type": NAME,
             "file_search": {"ranking_options": {"ranker": RANKER, "score_threshold": threshold},
                             "results": shown},
             "_model": {"name": NAME, "arguments": arguments,
-                       "output": _output(queries, shown, ordinal, bool(stores)),
+                       "output": _output(queries, shown, ordinal, bool(stores)) + _missed(missed),
                        "sources": [r["file_id"] for r in shown], "ordinal": ordinal}}
 
 
@@ -137,6 +142,15 @@ def citations(text: str, sources: Sources, start: int = 0) -> tuple[list[dict[st
 RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
+def _missed(files: list[tuple[str, str, str]]) -> str:
+    """What the model must know to not answer "nothing found" about files it never saw."""
+    if not files:
+        return ""
+    lines = [f"- {name} ({file_id}): {why}" for file_id, name, why in files]
+    return "\n\nThese files could not be searched, so their content is not above:\n" + \
+        "\n".join(lines)
+
+
 class FileSearch(Tool):
     type = NAME
     includes = frozenset({RESULT_CONTENT})
@@ -146,9 +160,15 @@ class FileSearch(Tool):
         return DEFINITION
 
     async def execute(self, call: Call, round_: ToolRound) -> Entry:
+        """Search once the stores' files being indexed are done (a file attached to the
+        message just sent), or the wait's bound has passed, as the hosted service did."""
         index = round_.services.index
         if index is None:
             return unavailable(call)
+        async with round_.sessionmaker() as session:
+            ids = await resource_ids(session, round_.run, NAME, "vector_store_ids")
+        await wait_for_ingestion(round_.sessionmaker, ids,
+                                 round_.services.ingestion_wait_seconds)
         async with round_.sessionmaker() as session:
             entry = await run_file_search(
                 session, index, round_.run, call["id"], call["arguments"], round_.searches,

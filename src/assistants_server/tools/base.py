@@ -41,6 +41,8 @@ class ToolServices:
     index: SearchIndex | None = None
     sandbox: Sandbox | None = None
     blobs: BlobStore | None = None
+    # How long a search waits for its stores' files still being indexed.
+    ingestion_wait_seconds: float = 60.0
 
 
 @dataclass

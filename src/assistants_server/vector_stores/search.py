@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants_server.db.models import FileRow, VectorStoreFileRow, VectorStoreRow
 from assistants_server.retrieval.index import SearchIndex
@@ -48,3 +49,42 @@ async def search_stores(
                          score=round(hit.score, 6), attributes=attributes.get(hit.file_id, {}),
                          content=[{"type": "text", "text": hit.text}])
             for hit in hits]
+
+
+POLL_SECONDS = 0.2
+
+
+async def wait_for_ingestion(
+    sessionmaker: async_sessionmaker[AsyncSession], store_ids: Sequence[str], seconds: float,
+) -> None:
+    """Until no file of the stores is still being indexed, or `seconds` pass. The database is
+    the truth (the indexing process may be another one); no transaction stays open between
+    looks, and a cancel of the run ends the wait at once."""
+    deadline = time.monotonic() + seconds
+    while store_ids:
+        async with sessionmaker() as session:
+            pending = await session.scalar(select(VectorStoreFileRow.pk).where(
+                VectorStoreFileRow.vector_store_id.in_(store_ids),
+                VectorStoreFileRow.status == "in_progress").limit(1))
+        if pending is None or time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+async def unsearchable(
+    session: AsyncSession, store_ids: Sequence[str],
+) -> list[tuple[str, str, str]]:
+    """The stores' files a search could not look into: (file id, filename, why)."""
+    rows = await session.execute(
+        select(VectorStoreFileRow.id, VectorStoreFileRow.status, VectorStoreFileRow.last_error,
+               FileRow.filename)
+        .join(FileRow, FileRow.id == VectorStoreFileRow.id, isouter=True)
+        .where(VectorStoreFileRow.vector_store_id.in_(store_ids),
+               VectorStoreFileRow.status.in_(("in_progress", "failed")))
+        .order_by(VectorStoreFileRow.pk))
+    found = []
+    for file_id, status, last_error, filename in rows:
+        why = ("it is still being indexed" if status == "in_progress" else
+               "it could not be indexed: " + str((last_error or {}).get("message", "an error")))
+        found.append((file_id, filename or file_id, why))
+    return found
