@@ -250,3 +250,26 @@ def test_events_without_a_position_follow_the_latest_stream(
     assert rest[0]["event"] == "thread.run.step.completed"
     assert int(rest[0]["id"]) == int(first[-1]["id"]) + 1
     assert [f["event"] for f in rest][-2:] == ["thread.run.completed", "done"]
+
+
+async def test_a_resume_after_the_log_is_gone_gets_the_state_numbered_after_its_id(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Past the retention window (or after a restart of the process that kept the log), a
+    client resuming gets where the run stands and `done`, with ids after the one it sent:
+    never ids that start at 1 again, which it would take for events it had seen."""
+    assistant = (await client.post("/v1/assistants", json={"model": "fake-model"})).json()
+    streamed = await client.post("/v1/threads/runs", json={
+        "assistant_id": assistant["id"], "stream": True,
+        "thread": {"messages": [{"role": "user", "content": "Tell me"}]}})
+    frames = list(_frames(iter(streamed.text.splitlines())))
+    run = next(f for f in frames if f.get("event") == "thread.run.created")
+    run_id = run["data"].split('"id":"')[1].split('"')[0]
+    thread_id = run["data"].split('"thread_id":"')[1].split('"')[0]
+    last = max(int(f["id"]) for f in frames if "id" in f)
+    await app.state.bus.forget(run_id)  # the retention window has passed
+    resumed = await client.get(f"/v1/threads/{thread_id}/runs/{run_id}/events",
+                               headers={"Last-Event-ID": str(last)})
+    events = [f for f in _frames(iter(resumed.text.splitlines())) if "event" in f]
+    assert [f["event"] for f in events] == ["thread.run.completed", "done"]
+    assert int(events[0]["id"]) == last + 1
