@@ -42,6 +42,7 @@ from assistants_server.kit.errors import BackendUnavailableError, install_error_
 from assistants_server.kit.uow import commit
 from assistants_server.models.router import router as models_router
 from assistants_server.retrieval.index import DatabaseSearchIndex
+from assistants_server.runs.deletion import router as thread_deletion_router
 from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
 from assistants_server.stopping import draining_on_stop_signals
@@ -244,8 +245,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.
-    routers = (runs_router, assistants_router, threads_router, messages_router, models_router,
-               files_router, vector_stores_router, chat_router)
+    routers = (runs_router, thread_deletion_router, assistants_router, threads_router,
+               messages_router, models_router, files_router, vector_stores_router, chat_router)
     for router in routers if settings.role != "worker" else ():  # a worker: health only
         app.include_router(router)
 

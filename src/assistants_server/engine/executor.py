@@ -236,14 +236,18 @@ class Executor:
         await outbox.publish()
 
     async def _cancel_requested(self) -> None:
+        """Stop driving the runs a client cancelled, and those whose thread was deleted."""
         if not self.tasks:
             return
+        driven = list(self.tasks)
         async with self.sessionmaker() as session:
-            ids = await session.scalars(select(RunRow.id).where(
-                RunRow.status == "cancelling", RunRow.lease_owner == self.owner))
-            for run_id in ids:
-                if (task := self.tasks.get(run_id)) is not None:
-                    task.cancel()
+            rows = (await session.execute(select(RunRow.id, RunRow.status).where(
+                RunRow.id.in_(driven)))).all()
+        status = {run_id: state for run_id, state in rows}
+        for run_id in driven:
+            if status.get(run_id, "deleted") in ("cancelling", "deleted") and (
+                    task := self.tasks.get(run_id)) is not None:
+                task.cancel()
 
     async def sweep(self) -> None:
         """Expire overdue runs, fail runs of dead processes (their leases ran out), run the

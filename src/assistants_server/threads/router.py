@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from assistants_server.api.deps import SessionDep
 from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.kit.errors import InvalidRequestError
-from assistants_server.kit.objects import DeletedObject
 from assistants_server.threads import service
 from assistants_server.threads.creation import create_thread_with_messages
 from assistants_server.threads.schemas import CreateThreadRequest, ModifyThreadRequest, Thread
@@ -69,8 +68,4 @@ async def modify_thread(
     body = body or ModifyThreadRequest()
     return Thread.from_row(await service.modify_thread(session, thread_id, body))
 
-
-@router.delete("/{thread_id}")
-async def delete_thread(thread_id: str, session: SessionDep) -> DeletedObject:
-    await service.delete_thread(session, thread_id)
-    return DeletedObject(id=thread_id, object="thread.deleted")
+# DELETE /v1/threads/{thread_id} is served by the runs' router: it cancels the active run.
