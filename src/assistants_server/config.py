@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from assistants_server.backends.config import ModelsConfig, from_single_backend
+from assistants_server.config_tools import ToolSettings
 from assistants_server.logs import configure as configure_logs
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -26,8 +27,9 @@ def _split_csv(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """The server's configuration. Field descriptions double as `assistants-server --help`."""
+class Settings(ToolSettings):
+    """The server's configuration. Field descriptions double as `assistants-server --help`;
+    the tools' settings are in `config_tools.py`."""
 
     model_config = SettingsConfigDict(env_prefix="ASSISTANTS_", extra="ignore")
 
@@ -188,49 +190,6 @@ class Settings(BaseSettings):
         "text", description="'text' (a line per record, with the request, run and thread ids "
         "in brackets) or 'json' (an object per line: time, level, logger, message, "
         "request_id, run_id, thread_id).")
-    ingest_concurrency: int = Field(
-        2, ge=1, description="Files parsed and indexed at once per process (vector stores).",
-    )
-    embeddings_base_url: str | None = Field(
-        None,
-        description="Base URL of an OpenAI-compatible /embeddings endpoint; file_search then "
-        "ranks by meaning as well as by keywords. Unset: keyword ranking only.",
-    )
-    code_interpreter_isolation: Literal["namespaces", "none"] = Field(
-        "namespaces",
-        description="How code_interpreter sessions are isolated: 'namespaces' (no network, "
-        "own PID and mount namespaces, resource limits; the tool is disabled where they are "
-        "unavailable) or 'none' (runs code as the server's user: only on a machine you "
-        "trust entirely with every assistant's code).",
-    )
-    code_interpreter_python: str | None = Field(
-        None,
-        description="The Python that code_interpreter cells run on, with the packages they "
-        "can import: e.g. a virtualenv's bin/python where you installed more. Unset: the "
-        "server's own, which has numpy, pandas, scipy, matplotlib and openpyxl.",
-    )
-    code_interpreter_timeout_seconds: float = Field(
-        30.0, gt=0, description="Wall-clock limit of one code_interpreter execution.",
-    )
-    code_interpreter_memory_mb: int = Field(
-        1024, ge=64, description="Memory limit of each code_interpreter process, in MiB.",
-    )
-    code_interpreter_idle_seconds: float = Field(
-        1200.0, gt=0,
-        description="A thread's Python session unused this long is closed (its variables "
-        "and files in /mnt/data are lost).",
-    )
-    file_search_wait_seconds: float = Field(
-        60.0, ge=0,
-        description="How long a run's file_search waits for files of its vector stores that "
-        "are still being indexed (a file attached to the message just sent), as the hosted "
-        "service did; then the model is told which files it could not search. 0: no wait.",
-    )
-    embeddings_api_key: str | None = Field(None, description="API key for the embeddings URL.")
-    embeddings_model: str = Field(
-        "text-embedding-3-small", description="Model name sent to the embeddings endpoint.",
-    )
-
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
