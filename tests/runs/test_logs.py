@@ -72,3 +72,20 @@ def test_json_logs_carry_the_ids_as_fields(tmp_path: Path) -> None:
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
     access = [r for r in records if r.get("request_id") == response.headers["x-request-id"]]
     assert access and "thread_missing" in access[0]["message"]
+
+
+class TestAnUnreachableBackend:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"backend_base_url": "http://127.0.0.1:9/v1"}  # nothing listens there
+
+    async def test_its_address_is_logged_and_never_shown_to_the_client(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        assistant_id, thread_id = await _setup(client)
+        run = await _start(client, thread_id, assistant_id)
+        failed = await _wait(client, thread_id, run["id"], "failed")
+        assert "could not be reached" in failed["last_error"]["message"]
+        assert "127.0.0.1:9" not in failed["last_error"]["message"]
+        assert any("127.0.0.1:9" in r.getMessage() and getattr(r, "run_id", None) == run["id"]
+                   for r in caplog.records)

@@ -230,9 +230,12 @@ class ChatCompletionsBackend:
                         http.build_request("POST", path, json=body),
                         stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Its address is for the operator's log, not for a client's `last_error`.
+                log.warning("backend %s at %s, for %s, could not be reached: %r", self.name,
+                            self.config.base_url, ASKED_FOR.get(), exc)
                 failure = BackendError(
-                    "server_error", f"The model backend '{self.name}' at "
-                    f"{self.config.base_url} could not be reached ({exc!r}).", fallback=True)
+                    "server_error", f"The model backend '{self.name}' could not be reached "
+                    f"({exc!r}).", fallback=True)
                 hinted = None
             except httpx.TransportError as exc:  # the request went out: never sent twice
                 raise BackendError("server_error", f"The model backend '{self.name}' failed "
