@@ -229,9 +229,9 @@ async def test_overdue_run_waiting_for_outputs_expires(app: FastAPI, client: htt
         'Runs in status "expired" do not accept tool outputs.')
 
 
-async def test_run_of_a_dead_process_is_failed_and_its_message_closed(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
+async def _orphan(app: FastAPI, client: httpx.AsyncClient, **run: Any) -> str:
+    """A run in progress whose process died (its lease ran out), with a half-written message;
+    the sweeper has looked. The thread's id."""
     assistant_id, thread_id = await _setup(client)
     async with app.state.sessionmaker() as session:
         session.add(RunRow(
@@ -240,19 +240,45 @@ async def test_run_of_a_dead_process_is_failed_and_its_message_closed(
             started_at=1, expires_at=int(time.time()) + 600, model="fake-model",
             instructions="", tools=[], tool_resources={}, truncation_strategy={},
             response_format="auto", tool_choice="auto", parallel_tool_calls=True,
-            metadata_={}, lease_owner="gone:1:dead", lease_expires_at=time.time() - 1))
+            metadata_={}, lease_owner="gone:1:dead", lease_expires_at=time.time() - 1, **run))
         session.add(MessageRow(
             id="msg_halfwritten00000000000", created_at=1, thread_id=thread_id,
             role="assistant", content=[], status="in_progress", attachments=[], metadata_={},
             run_id="run_orphan00000000000000000"))
         await session.commit()
     await app.state.executor.sweep()
+    return thread_id
+
+
+@pytest.mark.parametrize("run", [{"streamed": True}, {"retries": 2}],
+                         ids=["streamed", "retried twice"])
+async def test_run_of_a_dead_process_is_failed_and_its_message_closed(
+    app: FastAPI, client: httpx.AsyncClient, run: dict[str, Any]
+) -> None:
+    thread_id = await _orphan(app, client, **run)
     run = (await client.get(f"/v1/threads/{thread_id}/runs/run_orphan00000000000000000")).json()
     assert run["status"] == "failed" and run["last_error"]["code"] == "server_error"
     message = (await client.get(
         f"/v1/threads/{thread_id}/messages/msg_halfwritten00000000000")).json()
     assert message["status"] == "incomplete"
     assert message["incomplete_details"] == {"reason": "run_failed"}
+
+
+async def test_run_nobody_streamed_of_a_dead_process_is_queued_again(
+    app: FastAPI, client: httpx.AsyncClient, script: list[Any]
+) -> None:
+    """No token of its lost turn reached anyone: the turn is dropped and the run driven again."""
+    script.append(Reply(text="Answered after all."))
+    thread_id = await _orphan(app, client)
+    run = await _wait(client, thread_id, "run_orphan00000000000000000", "completed")
+    assert run["last_error"] is None
+    messages = (await client.get(f"/v1/threads/{thread_id}/messages")).json()["data"]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("assistant", "completed"), ("user", "completed")]
+    async with app.state.sessionmaker() as session:
+        retries = await session.scalar(select(RunRow.retries).where(
+            RunRow.id == "run_orphan00000000000000000"))
+    assert retries == 1
 
 
 async def test_max_completion_tokens_makes_the_run_incomplete(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     event,
+    false,
     inspect,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -153,6 +154,10 @@ class RunRow(ListedRow):
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     # `include[]` of the request that created the run: extra fields its step events carry.
     step_include: Mapped[list[str] | None] = mapped_column(Json)
+    # A client asked for its events as they come (its tokens may have reached someone), and
+    # how often it was queued again because the process driving it died.
+    streamed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Optimistic locking: the API (cancel, tool outputs) and the executor change the same run
     # concurrently; an update made from a stale read fails instead of overwriting the other.
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -4,7 +4,8 @@ Claims and leases are `db/leases.py`'s: a claim is a compare-and-set on the run 
 queued, lease free or expired), so two processes can never drive the same run, on SQLite or
 PostgreSQL alike, and the leases of the runs this process drives or has waiting are renewed
 by one task while it holds any. A run whose lease ran out while in progress belonged to a
-process that died, and the sweeper fails it with `server_error` (never left in progress). The
+process that died: the sweeper queues it again when nobody streams it (no token of the lost
+turn reached a client; twice at most), else fails it with `server_error`. The
 sweeper also expires runs past `expires_at` and hands `cancelling` runs of this process to
 their tasks. A process that stops (SIGTERM, Ctrl-C, a deploy) lets its runs finish within a
 grace period and hands the others back, queued again (`stop`).
@@ -40,6 +41,8 @@ from assistants_server.waiting import wait_set
 log = logging.getLogger(__name__)
 
 TOMBSTONE_SECONDS = 86_400
+# Times a run nobody streams is queued again after the process driving it died.
+MAX_RETRIES = 2
 
 class Executor:
     def __init__(
@@ -249,6 +252,23 @@ class Executor:
                     task := self.tasks.get(run_id)) is not None:
                 task.cancel()
 
+    async def _orphaned(self, session: AsyncSession, run: RunRow, now: int,
+                        outbox: Outbox) -> None:
+        """A run whose process died. Nobody streams it, so no token of the lost turn reached
+        a client: it is queued again, up to MAX_RETRIES times; else it ends as it must."""
+        if run.status == "cancelling":
+            log.warning("run %s lost its process (%s) while cancelling", run.id, run.lease_owner)
+            await end_run(session, run, "cancelled", now, outbox)
+        elif not run.streamed and run.retries < MAX_RETRIES:
+            run.retries += 1
+            log.warning("run %s lost its process (%s) before any token reached a client: "
+                        "queued again (retry %d of %d)", run.id, run.lease_owner, run.retries,
+                        MAX_RETRIES)
+            await hand_back(session, run, now, outbox)
+        else:
+            log.warning("run %s lost its process (%s): failed", run.id, run.lease_owner)
+            await end_run(session, run, "failed", now, outbox, last_error=DIED)
+
     async def sweep(self) -> None:
         """Expire overdue runs, fail runs of dead processes (their leases ran out), run the
         other clean-ups."""
@@ -267,13 +287,9 @@ class Executor:
             for run in orphans:
                 if run.id in self.tasks:
                     continue
-                log.warning("run %s lost its process (lease owner %s)", run.id, run.lease_owner)
                 if self.bus is not None:
                     await self.bus.refresh(run.id)
-                if run.status == "cancelling":
-                    await end_run(session, run, "cancelled", int(now), outbox)
-                else:
-                    await end_run(session, run, "failed", int(now), outbox, last_error=DIED)
+                await self._orphaned(session, run, int(now), outbox)
             await session.commit()
         await outbox.publish()
         for sweeper in self.sweepers:

@@ -142,7 +142,7 @@ async def _insert_run(
         tool_choice=_dump_tool_choice(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
         reasoning_effort=reasoning_effort or assistant.reasoning_effort,
-        step_include=sorted(include) or None,
+        step_include=sorted(include) or None, streamed=bool(body.stream),
     )
     if lease is not None:
         lease.grant(run)
@@ -278,6 +278,7 @@ async def _submit(
         raise InvalidRequestError(str(exc)) from exc
     if lease is not None:
         lease.grant(run)
+    run.streamed = run.streamed or bool(body.stream)
     outbox.run(run)
     await session.flush()
     return run
