@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from assistants_server.api.docs import install_docs
 from assistants_server.api.health import router as health_router
 from assistants_server.api.middleware import GateMiddleware
 from assistants_server.api.observe import RequestMetrics
@@ -236,12 +237,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.enter_context(_collecting_less(settings.gc_young_threshold))
             yield
 
+    docs = settings.docs_enabled if settings.docs_enabled is not None else not settings.api_keys
     app = FastAPI(
         title="assistants-server",
         summary="OpenAI Assistants API v2, self-hosted.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs from local assets (api/docs.py); no redoc
+        openapi_url="/openapi.json" if docs else None,
     )
+    if docs:
+        install_docs(app)
     app.state.settings = settings
     install_error_handlers(app)
     # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.

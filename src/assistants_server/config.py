@@ -114,6 +114,11 @@ class Settings(ToolSettings):
     max_body_bytes: int = Field(
         32 * 1024 * 1024, gt=0, description="Largest JSON request body accepted, in bytes."
     )
+    docs_enabled: bool | None = Field(
+        None,
+        description="Serve /docs (Swagger UI, offline) and /openapi.json. Unset: on without "
+        "api_keys, off with them (the documentation needs no key).",
+    )
     require_beta_header: bool = Field(
         True,
         description=(
