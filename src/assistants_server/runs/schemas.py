@@ -11,7 +11,7 @@ from assistants_server.db.models import RunRow, RunStepRow
 from assistants_server.kit.validation import BY_TYPE, Metadata
 from assistants_server.kit.wire import WireModel
 from assistants_server.threads.messages.schemas import CreateMessageRequest
-from assistants_server.threads.schemas import CreateThreadRequest
+from assistants_server.threads.schemas import MAX_MESSAGES, CreateThreadRequest
 from assistants_server.tools.definitions import ResponseFormat, Tool, ToolResources
 from assistants_server.tools.registry import tool_for
 
@@ -71,7 +71,8 @@ class RunOptions(WireModel):
 class CreateRunRequest(RunOptions):
     reasoning_effort: ReasoningEffort | None = None
     additional_instructions: str | None = None
-    additional_messages: list[CreateMessageRequest] | None = None
+    additional_messages: Annotated[list[CreateMessageRequest],
+                                   Field(max_length=MAX_MESSAGES)] | None = None
 
 
 class CreateThreadAndRunRequest(RunOptions):

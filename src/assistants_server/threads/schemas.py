@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from assistants_server.db.models import ThreadRow
 from assistants_server.kit.validation import Metadata
@@ -12,9 +12,12 @@ from assistants_server.kit.wire import WireModel
 from assistants_server.threads.messages.schemas import CreateMessageRequest
 from assistants_server.tools.definitions import ToolResources
 
+MAX_MESSAGES = 32  # messages one request may create (a thread's, a run's additional ones)
+
 
 class CreateThreadRequest(WireModel):
-    messages: list[CreateMessageRequest] = []
+    # The hosted service's bound: a request is not a bulk import (one of 20,000 stalled all).
+    messages: Annotated[list[CreateMessageRequest], Field(max_length=MAX_MESSAGES)] = []
     tool_resources: ToolResources | None = None
     metadata: Metadata = {}
 
