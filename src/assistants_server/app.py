@@ -195,7 +195,9 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
         lambda: executor.stop(settings.shutdown_grace_seconds)))
     ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
                         concurrency=settings.ingest_concurrency,
-                        lease_seconds=settings.lease_seconds)
+                        lease_seconds=settings.lease_seconds,
+                        parse_seconds=settings.parse_timeout_seconds,
+                        parse_memory_mb=settings.parse_memory_mb)
     await ingestor.start()
     stack.push_async_callback(ingestor.stop)
     app.state.executor, app.state.ingestor = executor, ingestor

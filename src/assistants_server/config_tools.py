@@ -11,6 +11,15 @@ from pydantic_settings import BaseSettings
 
 
 class ToolSettings(BaseSettings):
+    parse_timeout_seconds: float = Field(
+        120.0, gt=0,
+        description="Wall-clock and CPU limit of parsing one uploaded file for file_search (in "
+        "a process of its own); a file that takes longer fails as invalid_file.",
+    )
+    parse_memory_mb: int = Field(
+        1024, ge=128,
+        description="Memory limit of the process parsing one uploaded file, in MiB.",
+    )
     ingest_concurrency: int = Field(
         2, ge=1, description="Files parsed and indexed at once per process (vector stores).",
     )

@@ -4,7 +4,8 @@ the background, a bounded number at a time.
 A file is claimed with a lease on its row (`db/leases.py`, as runs are), so several processes
 share the work. The lease is renewed while the file is being indexed, however long that takes
 (a large PDF, slow embeddings); a file whose process died is claimed again, and indexed anew,
-when its lease runs out. Parsing and chunking run in worker threads; embedding calls happen
+when its lease runs out. Parsing runs in a process of its own within limits
+(`retrieval/isolated.py`), chunking in a worker thread; embedding calls happen
 before the index is written, so no transaction stays open across them. The chunks are written
 in short transactions of a bounded number each, then the outcome, each only if the file is
 still `in_progress` in its store under this worker's claim: a cancel or a detach that came
@@ -28,7 +29,8 @@ from assistants_server.db.models import FileRow, VectorStoreFileRow
 from assistants_server.files.blobs import BlobStore
 from assistants_server.retrieval.chunking import chunk_text
 from assistants_server.retrieval.index import PreparedChunks, SearchIndex
-from assistants_server.retrieval.parsing import UnparsableFile, extract_text
+from assistants_server.retrieval.isolated import extract_isolated
+from assistants_server.retrieval.parsing import UnparsableFile
 from assistants_server.waiting import wait_set
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,13 @@ class Ingestor:
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], blobs: BlobStore,
         index: SearchIndex, *, concurrency: int = 2, lease_seconds: float = 300.0,
-        poll_seconds: float = 1.0, batch_chunks: int = 128,
+        poll_seconds: float = 1.0, batch_chunks: int = 128, parse_seconds: float = 120.0,
+        parse_memory_mb: int = 1024,
     ) -> None:
         self.sessionmaker, self.blobs, self.index = sessionmaker, blobs, index
         self.concurrency, self.lease_seconds = concurrency, lease_seconds
         self.poll_seconds, self.batch_chunks = poll_seconds, batch_chunks
+        self.parse_seconds, self.parse_memory_bytes = parse_seconds, parse_memory_mb << 20
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # The files being indexed here, by pk: claimed, renewed, released at stop.
         self.leases = Leases(sessionmaker, VECTOR_STORE_FILES, self.owner, lease_seconds)
@@ -134,7 +138,8 @@ class Ingestor:
         except FileNotFoundError:
             raise UnparsableFile("invalid_file", f"The content of {file.filename} is missing "
                                  "from this server's file store.") from None
-        text = await asyncio.to_thread(extract_text, data, file.filename)
+        text = await extract_isolated(data, file.filename, seconds=self.parse_seconds,
+                                      memory_bytes=self.parse_memory_bytes)
         chunks = await asyncio.to_thread(chunk_text, text, static["max_chunk_size_tokens"],
                                          static["chunk_overlap_tokens"])
         prepared = await self.index.prepare([(c.text, c.tokens) for c in chunks])
