@@ -160,3 +160,19 @@ def test_misbehaving_code_is_reported_to_the_model_and_the_server_goes_on(
     run = run_code(sdk, script, thread.id, tutor.id,
                    "import os\nsorted(k for k in os.environ if k.startswith('ASSISTANTS'))")
     assert code_step(sdk, thread.id, run.id).code_interpreter.outputs[0].logs == "[]"
+
+
+def test_one_execution_saves_at_most_100_mb_of_files(
+    sdk: Any, script: list[Any], sent: list[dict[str, Any]], tutor: Any
+) -> None:
+    """A cell writing 120 MB does not copy it all into the file store: what fits is saved,
+    and the model is told which files were not."""
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Make big files."}])
+    code = ("for name in ('a.bin', 'b.bin', 'c.bin'):\n"
+            "    open('/mnt/data/' + name, 'wb').write(b'x' * 40_000_000)")
+    run = run_code(sdk, script, thread.id, tutor.id, code)
+    saved = list(sdk.files.list(purpose="assistants_output"))  # this test's database
+    assert sum(f.bytes for f in saved) <= 100_000_000 and len(saved) == 2
+    told = next(m["content"] for m in sent[-1]["messages"] if m["role"] == "tool")
+    assert "Not saved" in told and "100 MB" in told
+    assert run.status == "completed"

@@ -133,7 +133,7 @@ def file_paths(text: str, paths: Mapping[str, str], start: int = 0,
         if not final and match.end() == len(text):
             break
         file_id = paths.get(match[0])
-        if file_id is not None:
+        if file_id:  # not a file past what an execution may save
             found.append({"type": "file_path", "text": match[0], "start_index": match.start(),
                           "end_index": match.end(), "file_path": {"file_id": file_id}})
     return found

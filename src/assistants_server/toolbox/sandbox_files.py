@@ -21,6 +21,8 @@ from assistants_server.toolbox.resources import resource_ids
 log = logging.getLogger(__name__)
 NAME = "code_interpreter"
 MAX_SAVED_FILES = 20
+MAX_SAVED_BYTES = 100_000_000  # of files one execution saves
+NOT_SAVED = ""  # in `paths`: a file written, but past MAX_SAVED_BYTES
 
 
 async def place_files(
@@ -63,13 +65,18 @@ async def save_outputs(
     images = [await _save(sessionmaker, blobs, png, f"figure-{i + 1}.png")
               for i, png in enumerate(result.images)]
     paths: dict[str, str] = {}
+    saved = 0
     for path in result.files[:MAX_SAVED_FILES]:
         try:
             data = await sandbox.read_file(thread_id, path)
         except (SandboxError, OSError):
             continue  # gone again, or not a regular file
-        file_id = await _save(sessionmaker, blobs, data, path.rsplit("/", 1)[-1])
-        paths[f"sandbox:{WORK_DIR}/{path.lstrip('/')}"] = file_id
+        link = f"sandbox:{WORK_DIR}/{path.lstrip('/')}"
+        if saved + len(data) > MAX_SAVED_BYTES:  # one cell cannot fill the file store
+            paths[link] = NOT_SAVED
+            continue
+        saved += len(data)
+        paths[link] = await _save(sessionmaker, blobs, data, path.rsplit("/", 1)[-1])
     return images, paths
 
 
@@ -97,6 +104,10 @@ def model_output(result: ExecutionResult, images: list[str], paths: Mapping[str,
         parts.append(f"Error: {result.error}")
     if images:
         parts.append(f"{len(images)} figure(s) were shown to the user.")
-    if paths:
-        parts.append("Files saved for the user (link them as written): " + ", ".join(paths))
+    kept = [link for link, file_id in paths.items() if file_id != NOT_SAVED]
+    if kept:
+        parts.append("Files saved for the user (link them as written): " + ", ".join(kept))
+    if len(kept) < len(paths):
+        parts.append(f"Not saved (an execution saves at most {MAX_SAVED_BYTES // 10**6} MB of "
+                     "files): " + ", ".join(link for link in paths if link not in kept))
     return "\n".join(parts) or "(the code ran and printed nothing)"
