@@ -179,6 +179,7 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
             await purge_expired(session, app.state.blobs, int(time.time()),
                                 app.state.forget_file)
             await commit(session)
+        await app.state.blobs.sweep_temporary()  # what crashed uploads left
 
     # Load the tokenizer now rather than in the first run's way.
     await asyncio.to_thread(count_text, "")

@@ -54,6 +54,12 @@ class Settings(ToolSettings):
         None,
         description="PostgreSQL schema to keep the tables in (search_path). Default: public.",
     )
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "normal",
+        description="SQLite's durability: 'normal' (a power cut may lose the last commits, "
+        "never corrupts) or 'full' (an acknowledged write survives a power cut; slower "
+        "writes).",
+    )
     database_pool_size: int = Field(
         30, ge=1, description="PostgreSQL connections each process keeps open (and never exceeds).")
     backend_base_url: str | None = Field(

@@ -9,11 +9,13 @@ search_path.
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -35,13 +37,20 @@ PING_AFTER_IDLE_SECONDS = 2.0
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_directory(settings.data_dir)
+        database = make_url(url).database
+        if database and database != ":memory:" and not Path(database).exists():
+            # SQLite takes an empty file as a new database, and gives its -wal and -shm the
+            # same mode: readable by this server's user only.
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
         # Connections are kept, never opened per session: a new one starts with a cold page
         # cache and its pragmas. Last in, first out: the connection that wrote last still has
         # a valid page cache, which a write through another connection would have emptied.
         engine = create_async_engine(
             url, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE, pool_use_lifo=True)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect",
+                     partial(_sqlite_pragmas, settings.sqlite_synchronous.upper()))
         return engine
     connect_args: dict[str, Any] = {}
     if settings.database_schema:
@@ -79,10 +88,19 @@ def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any)
         raise DisconnectionError("connection failed its ping")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _private_directory(path: Path) -> None:
+    """The data directory, made readable by this server's user only when it makes it (an
+    operator's existing directory keeps its mode: it may be shared on purpose)."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True)
+        path.chmod(0o700)  # whatever the umask
+
+
+def _sqlite_pragmas(synchronous: str, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # NORMAL: a power cut may lose the last commits, never corrupt; FULL: not even those.
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # The busy handler sleeps on the connection's thread, not on the event loop.
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

@@ -11,11 +11,13 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 CHUNK = 1 << 20
+TEMPORARY = ".upload-"  # the name of a file being written, before its rename
 
 
 class BlobStore(Protocol):
@@ -46,17 +48,43 @@ class LocalBlobStore:
         return await asyncio.to_thread(self._put, key, source)
 
     def _put(self, key: str, source: BinaryIO) -> int:
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        """Durable before the record that names it commits: the bytes are synced, then the
+        rename, then the directory that holds it. Readable by this server's user only."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=TEMPORARY)  # mode 0600
         try:
             with os.fdopen(handle, "wb") as target:
                 shutil.copyfileobj(source, target, CHUNK)
                 size = target.tell()
+                target.flush()
+                os.fsync(target.fileno())
             os.replace(temporary, self._path(key))
+            directory = os.open(self.root, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         return size
+
+    async def sweep_temporary(self, older_than: float = 3600.0) -> int:
+        """Remove what uploads interrupted by a crash left (a live upload of another process
+        sharing the directory is younger); how many were removed."""
+        return await asyncio.to_thread(self._sweep_temporary, older_than)
+
+    def _sweep_temporary(self, older_than: float) -> int:
+        removed = 0
+        cutoff = time.time() - older_than
+        for path in self.root.glob(TEMPORARY + "*") if self.root.is_dir() else ():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
         handle = await asyncio.to_thread(self._path(key).open, "rb")

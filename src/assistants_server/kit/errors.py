@@ -7,11 +7,13 @@ validation errors and any unexpected exception in that envelope, so a client nev
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -75,6 +77,32 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StaleDataError, _concurrent_change)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OSError, _out_of_space)
+    app.add_exception_handler(SQLAlchemyError, _out_of_space)
+
+
+async def _out_of_space(_request: Request, exc: Exception) -> JSONResponse:
+    """A full disk (the file store's, or the database's) is 507 saying so, not a bare 500;
+    anything else goes on to the 500 of a fault."""
+    if not out_of_space(exc):
+        raise exc
+    body = error_body("The server is out of storage space, so nothing was saved. Retry later; "
+                      "the operator must free or add disk space.", "server_error",
+                      code="insufficient_storage")
+    return JSONResponse(body, status_code=507, headers={"x-should-retry": "false"})
+
+
+def out_of_space(exc: BaseException | None) -> bool:
+    """Whether `exc`, or what caused it, is a disk or database out of space."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(exc) or getattr(exc, "sqlstate", None) == "53100":
+            return True  # SQLite's SQLITE_FULL; PostgreSQL's disk_full
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return False
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
