@@ -169,7 +169,12 @@ def test_malformed_run_id_filter_is_a_bad_request(sdk: Any) -> None:
     assert caught.value.param == "run_id"
 
 
-def test_a_thread_may_start_with_more_than_32_messages(sdk: Any) -> None:
+def test_a_thread_starts_with_at_most_32_messages(sdk: Any) -> None:
+    """The hosted service's bound (one request of 20,000 messages stalled every other)."""
     thread = sdk.beta.threads.create(messages=[{"role": "user", "content": str(i)}
-                                               for i in range(40)])
-    assert len(list(sdk.beta.threads.messages.list(thread.id, limit=100))) == 40
+                                               for i in range(32)])
+    assert len(list(sdk.beta.threads.messages.list(thread.id, limit=100))) == 32
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.beta.threads.create(messages=[{"role": "user", "content": str(i)}
+                                          for i in range(33)])
+    assert caught.value.param == "messages"
