@@ -7,6 +7,7 @@ holds the field types several resources share (metadata, bounded strings).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -175,13 +176,19 @@ Metadata = Annotated[
 ]
 
 
+# What no database stores faithfully: NUL (PostgreSQL refuses it in text) and a lone UTF-16
+# surrogate (not a character: PostgreSQL refuses it, SQLite stores U+FFFD in its place).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def find_nul(value: Any, path: str = "") -> str | None:
-    """The path (`.a[0].b`) of the first string or key in `value` holding a NUL, if any."""
+    """The path (`.a[0].b`) of the first string or key in `value` holding a NUL or a lone
+    surrogate, if any."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if UNSTORABLE.search(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
+            if isinstance(key, str) and UNSTORABLE.search(key):
                 return path
             found = find_nul(item, f"{path}.{key}")
             if found is not None:

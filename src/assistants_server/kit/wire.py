@@ -11,9 +11,12 @@ from assistants_server.kit.validation import find_nul, rule_error
 
 class WireModel(BaseModel):
     """A request model: unknown fields are refused, as the service refused them, and so are
-    NUL characters, which PostgreSQL cannot store in text (refused on every database alike)."""
+    NUL characters and unpaired surrogates, which no database stores faithfully (refused on
+    every database alike)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `"stream": "yes"` and `"temperature": "1"` are refused as the service refused
+    # them (pydantic would otherwise read them as true and 1.0).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -21,5 +24,6 @@ class WireModel(BaseModel):
         path = find_nul(value)
         if path is not None:
             raise rule_error("Invalid '{param}': strings cannot contain the NUL character "
-                             "(\\u0000).", code="invalid_value", suffix=path)
+                             "(\\u0000) or an unpaired surrogate (\\ud800-\\udfff).",
+                             code="invalid_value", suffix=path)
         return value

@@ -15,12 +15,13 @@ from assistants_server.threads.schemas import MAX_MESSAGES, CreateThreadRequest
 from assistants_server.tools.definitions import ResponseFormat, Tool, ToolResources
 from assistants_server.tools.registry import tool_for
 
-TokenLimit = Annotated[int, Field(ge=256)]
+# A column holds up to 2^31 - 1; no model's window comes near it.
+TokenLimit = Annotated[int, Field(ge=256, le=2**31 - 1)]
 
 
 class TruncationStrategy(WireModel):
     type: Literal["auto", "last_messages"] = "auto"
-    last_messages: Annotated[int, Field(ge=1)] | None = None
+    last_messages: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
 class NamedFunction(WireModel):
