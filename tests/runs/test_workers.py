@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,16 @@ def test_a_worker_that_keeps_dying_is_restarted_and_never_stops_the_server(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTS_")}
     env.update(ASSISTANTS_DATA_DIR=str(tmp_path), ASSISTANTS_WORKERS="2")
-    server = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(server.stdout or ()), daemon=True).start()
     try:
         _wait_for(f"http://127.0.0.1:{port}/health")
+        deadline = time.monotonic() + 30
+        while sum("startup complete" in line for line in list(lines)) < 2:  # both serve
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.1)
         first = _two_workers(server.pid, [])
         os.kill(first[0], signal.SIGKILL)
         second = _two_workers(server.pid, first[:1])
