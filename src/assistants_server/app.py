@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -46,6 +45,7 @@ from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.deletion import router as thread_deletion_router
 from assistants_server.runs.router import router as runs_router
 from assistants_server.sandbox import IsolationUnavailable, Limits, LocalSandbox
+from assistants_server.sandbox.directories import process_directory
 from assistants_server.stopping import draining_on_stop_signals
 from assistants_server.threads.messages.router import router as messages_router
 from assistants_server.threads.router import router as threads_router
@@ -69,7 +69,8 @@ async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
                     memory_bytes=settings.code_interpreter_memory_mb << 20,
                     idle_seconds=settings.code_interpreter_idle_seconds)
     # A directory per process: sessions belong to the process that started them.
-    sandbox = LocalSandbox(settings.data_dir / "sandboxes" / str(os.getpid()), limits,
+    directory = await asyncio.to_thread(process_directory, settings.data_dir / "sandboxes")
+    sandbox = LocalSandbox(directory, limits,
                            python=settings.code_interpreter_python or sys.executable,
                            isolation=settings.code_interpreter_isolation)
     try:
