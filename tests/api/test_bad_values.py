@@ -48,3 +48,22 @@ async def test_bad_run_values_are_400s(
                            {"assistant_id": assistant["id"], **extra})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(("resources", "param"), [
+    ({"file_search": {"vector_store_ids": ["file-abc"]}},
+     "tool_resources.file_search.vector_store_ids[0]"),
+    ({"code_interpreter": {"file_ids": ["file-ok", "vs_abc"]}},
+     "tool_resources.code_interpreter.file_ids[1]"),
+    ({"file_search": {"vector_stores": [{"file_ids": ["thread_x"]}]}},
+     "tool_resources.file_search.vector_stores[0].file_ids[0]"),
+])
+async def test_ids_of_the_wrong_kind_in_tool_resources_are_400s(
+    client: httpx.AsyncClient, resources: dict[str, Any], param: str
+) -> None:
+    for path, body in (("/v1/assistants", {"model": "gpt-4o", "tool_resources": resources}),
+                       ("/v1/threads", {"tool_resources": resources})):
+        response = await _post(client, path, body)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["param"] == param and "Expected an ID that begins with" in error["message"]

@@ -167,6 +167,21 @@ def _check_metadata(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def ids_of(prefix: str) -> AfterValidator:
+    """A list of ids of one kind: one of another kind (a file id where a vector store's is
+    expected) is refused naming its index, as it is in attachments."""
+    kind = prefix.rstrip("_-")
+
+    def check(values: list[str]) -> list[str]:
+        for index, value in enumerate(values):
+            if not value.startswith(prefix):
+                raise rule_error(f"Invalid '{{param}}': '{value}'. Expected an ID that begins "
+                                 f"with '{kind}'.", code="invalid_value", suffix=f"[{index}]")
+        return values
+
+    return AfterValidator(check)
+
+
 def _null_is_empty(value: object) -> object:
     return {} if value is None else value
 

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from assistants_server.kit.validation import BY_TYPE, rule_error, type_tag
+from assistants_server.kit.validation import BY_TYPE, ids_of, rule_error, type_tag
 from assistants_server.kit.wire import WireModel
 from assistants_server.tools.registry import is_registered, tool_for
 
@@ -178,11 +178,11 @@ def _file_search_defaults(tool: FileSearchTool) -> dict[str, Any]:
 
 
 class CodeInterpreterResources(WireModel):
-    file_ids: Annotated[list[str], Field(max_length=20)] = []
+    file_ids: Annotated[list[str], Field(max_length=20), ids_of("file-")] = []
 
 
 class VectorStoreSpec(WireModel):
-    file_ids: Annotated[list[str], Field(max_length=10000)] = []
+    file_ids: Annotated[list[str], Field(max_length=10000), ids_of("file-")] = []
     chunking_strategy: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
 
@@ -190,7 +190,7 @@ class VectorStoreSpec(WireModel):
 class FileSearchResources(WireModel):
     """At most one vector store: an existing one by id, or one made from `vector_stores`."""
 
-    vector_store_ids: Annotated[list[str], Field(max_length=1)] = []
+    vector_store_ids: Annotated[list[str], Field(max_length=1), ids_of("vs_")] = []
     vector_stores: Annotated[list[VectorStoreSpec], Field(max_length=1)] | None = None
 
     @model_validator(mode="after")
