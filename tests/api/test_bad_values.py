@@ -67,3 +67,11 @@ async def test_ids_of_the_wrong_kind_in_tool_resources_are_400s(
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["param"] == param and "Expected an ID that begins with" in error["message"]
+
+
+@pytest.mark.parametrize("url", ["/v1/threads/thread_%00abc", "/v1/assistants?after=asst_%00x",
+                                 "/v1/files/file-%00x", "/v1/vector_stores/vs_%00/files"])
+async def test_a_nul_in_an_id_or_cursor_is_a_400(client: httpx.AsyncClient, url: str) -> None:
+    response = await client.get(url)
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["error"]["message"]

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
+from urllib.parse import unquote
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -25,6 +26,7 @@ from assistants_server.kit.errors import (
     file_too_large,
 )
 from assistants_server.kit.ids import new_request_id
+from assistants_server.kit.validation import UNSTORABLE
 from assistants_server.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class GateMiddleware:
         try:
             self._check(scope["path"], headers, self.max_upload_body if upload else
                         self.max_body_bytes, too_large)
+            _check_url(scope["path"], scope.get("query_string", b""))
             if "content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
                 # An upload streams on to its parser (which spools to disk), counted; any
                 # other body is small and is read here.
@@ -200,3 +203,12 @@ def _too_large(limit: int) -> PayloadTooLargeError:
         "the server.",
         code="request_too_large",
     )
+
+
+def _check_url(path: str, query: bytes) -> None:
+    """An id or cursor holding NUL or an unpaired surrogate (which no database stores) is
+    the client's mistake, refused here for every route alike, not a database error."""
+    decoded = unquote(query.decode("latin-1"), errors="surrogatepass")
+    if UNSTORABLE.search(path) or UNSTORABLE.search(decoded):
+        raise InvalidRequestError("Invalid URL: the path or query holds a NUL character or an "
+                                  "unpaired surrogate, which no id or cursor contains.")
