@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -270,7 +271,9 @@ def test_two_hundred_concurrent_streams(
     assert len(results) == 200
     assert {event for event, _ in results.values()} == {"thread.run.completed"}
     texts = sorted(text for _, text in results.values())
-    assert len(sent) == 200, "each run asks the model once"
+    asked = Counter(body["messages"][-1]["content"] for body in sent)
+    assert len(sent) == 200, ("each run asks the model once; asked more than once: "
+                              f"{[(q, n) for q, n in asked.items() if n > 1]}")
     assert texts == sorted(f"answer number {i}" for i in range(200))
     for thread in threads[:5]:
         stored = sdk.beta.threads.messages.list(thread.id).data[0].content[0].text.value
