@@ -1,0 +1,1 @@
+"""The Admin API: projects, service accounts, keys and usage."""

@@ -1,0 +1,1 @@
+"""Who calls: API keys turned into principals, and the scopes a request needs."""
