@@ -7,8 +7,10 @@
 #       assistants-server
 #
 # tests/test_deploy.py runs this file's CMD and HEALTHCHECK and builds the wheel its pip step
-# installs, so keep them in exec (JSON) form.
-FROM python:3.11-slim
+# installs, so keep them in exec (JSON) form. Where no image registry is reachable, build the base
+# locally (deploy/local-images/build.sh) and pass --build-arg PYTHON_IMAGE=assistants-local/python:3.11.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ POSTGRES_URL = os.environ.get(
 # CI sets this so that a missing PostgreSQL fails the run instead of skipping its tests.
 REQUIRE_SERVICES = os.environ.get("ASSISTANTS_TEST_REQUIRE_SERVICES") == "1"
 BETA = {"OpenAI-Beta": "assistants=v2"}
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject.toml): at least four workers, one per CPU beyond that. Most tests
+    wait on sockets, servers and subprocesses rather than compute: on two cores, four workers
+    ran the suite in 4 minutes where two took 6."""
+    return max(4, os.cpu_count() or 1)
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -218,6 +226,17 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers={**BETA}
     ) as http:
+        yield http
+
+
+@asynccontextmanager
+async def running(settings: Settings, headers: dict[str, str],
+                  base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    """Another server on `settings` (its own app, caches and workers), started, and an
+    in-process client of it sending `headers`."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url, headers=headers) as http:
         yield http
 
 

@@ -33,6 +33,7 @@ class Reply:
     hang_seconds: float = 0.0
     stall_seconds: float = 0.0
     chunk_chars: int = 4
+    chunk_pause: float = 0.0  # seconds before each text chunk (a model writing at its pace)
     stamp_first: bool = False  # the first text chunk is the wall-clock time it was sent
     usage: tuple[int, int] = (10, 5)
     finish: str | None = None
@@ -68,6 +69,8 @@ async def _stream(reply: Reply, usage_chunk: bool = True) -> AsyncIterator[str]:
     if reply.stamp_first:
         yield _chunk({"content": f"{time.time():.6f} "})
     for start in range(0, len(reply.text), reply.chunk_chars):
+        if reply.chunk_pause:
+            await asyncio.sleep(reply.chunk_pause)
         yield _chunk({"content": reply.text[start:start + reply.chunk_chars]})
     if reply.garbled_after_text:
         yield "data: {this is not json\n\n"

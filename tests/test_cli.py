@@ -67,7 +67,7 @@ def test_serve_without_keys_listens_on_loopback_and_says_so(tmp_path: Path) -> N
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
-    assert "ASSISTANTS_API_KEYS is not set" in output
+    assert "no API key is configured or created" in output
     assert f"127.0.0.1:{port}" in output
 
 

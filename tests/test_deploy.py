@@ -1,7 +1,8 @@
-"""The deployment files, exercised without a Docker engine.
+"""The deployment files, exercised without a Docker engine (deploy/compose_check.py runs them on
+one: minutes long, and it needs root, so not here).
 
 docker-compose.yml is parsed and checked; the Dockerfile's CMD and HEALTHCHECK are run as the
-container would run them, with the compose file's environment for `server` translated to this
+container would run them, with the compose file's environment for `api` translated to this
 machine (the `postgres` service becomes the PostgreSQL at 127.0.0.1:5432, in a throwaway schema);
 and the Dockerfile's build steps are replayed on a copy of the build context that .dockerignore
 lets through: its dependency step runs on pyproject.toml alone, and the wheel its pip step
@@ -242,18 +243,31 @@ def mounts(service: str) -> dict[str, str]:
 # --- tests that only read the files -------------------------------------------------------------
 
 
-def test_compose_runs_the_server_on_the_postgres_and_redis_services() -> None:
+def test_compose_runs_api_processes_and_workers_on_postgres_and_redis() -> None:
     services = compose()["services"]
-    assert set(services) == {"server", "postgres", "redis"}
-    server, postgres, redis = services["server"], services["postgres"], services["redis"]
-    assert server["build"] in (".", {"context": "."})
-    assert server["restart"] == "unless-stopped"
-    assert server["depends_on"] == {"postgres": {"condition": "service_healthy"},
-                                    "redis": {"condition": "service_healthy"}}
-    assert "8000:8000" in [str(port) for port in server["ports"]]
+    assert set(services) == {"api", "worker", "postgres", "redis"}
+    api, worker = services["api"], services["worker"]
+    postgres, redis = services["postgres"], services["redis"]
+    for server in (api, worker):  # one image, one environment, one volume
+        assert server["build"]["context"] == "."
+        assert server["image"] == api["image"]
+        assert server["restart"] == "unless-stopped"
+        assert server["depends_on"] == {"postgres": {"condition": "service_healthy"},
+                                        "redis": {"condition": "service_healthy"}}
+        assert "host.docker.internal:host-gateway" in server["extra_hosts"]
+    assert service_env("api", HOST_ENV) == service_env("worker", HOST_ENV)
+    assert mounts("api") == mounts("worker")
+    # The API processes publish a port each; the workers none, and serve health on the port
+    # the image's healthcheck asks.
+    assert interpolate(str(api["ports"][0]), {}) == "8000-8001:8000"
+    assert "ports" not in worker
+    assert api["command"][:4] == ["assistants-server", "serve", "--role", "api"]
+    assert worker["command"][:2] == ["assistants-server", "worker"]
+    for server in (api, worker):
+        assert argument(server["command"], "--port") == "8000"
+        assert argument(server["command"], "--host") == "0.0.0.0"
 
-    env = service_env("server", HOST_ENV)
-    assert env["ASSISTANTS_HOST"] == "0.0.0.0"
+    env = service_env("api", HOST_ENV)
     assert env["ASSISTANTS_API_KEYS"] == API_KEY
     url = urlsplit(env["ASSISTANTS_DATABASE_URL"])
     assert url.scheme == "postgresql+asyncpg"
@@ -265,21 +279,24 @@ def test_compose_runs_the_server_on_the_postgres_and_redis_services() -> None:
 
     redis_url = urlsplit(env["ASSISTANTS_REDIS_URL"])
     assert (redis_url.scheme, redis_url.hostname, redis_url.port) == ("redis", "redis", 6379)
-    assert redis["image"].startswith("redis:")
+    assert interpolate(redis["image"], {}) == "redis:7"
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
-    assert postgres["image"] == "postgres:16"
+    # The images are the official ones unless the operator names others (local stand-ins).
+    assert interpolate(postgres["image"], {}) == "postgres:16"
+    assert interpolate(postgres["image"], {"POSTGRES_IMAGE": "mirror/pg:16"}) == "mirror/pg:16"
+    assert interpolate(api["build"]["args"]["PYTHON_IMAGE"], {}) == "python:3.11-slim"
     assert postgres["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"][1:])
 
 
 def test_compose_requires_api_keys_and_passes_the_backend_through() -> None:
     with pytest.raises(ValueError, match="ASSISTANTS_API_KEYS"):
-        service_env("server", {})
-    assert not set(PASSED_THROUGH) & set(service_env("server", HOST_ENV))
+        service_env("api", {})
+    assert not set(PASSED_THROUGH) & set(service_env("api", HOST_ENV))
     host = {**HOST_ENV, "ASSISTANTS_BACKEND_BASE_URL": "http://llm:11434/v1",
             "ASSISTANTS_BACKEND_API_KEY": "sk-backend"}
-    env = service_env("server", host)
+    env = service_env("api", host)
     assert {name: env[name] for name in PASSED_THROUGH} == {
         name: host[name] for name in PASSED_THROUGH
     }
@@ -287,15 +304,16 @@ def test_compose_requires_api_keys_and_passes_the_backend_through() -> None:
 
 def test_compose_keeps_data_in_named_volumes() -> None:
     declared = set(compose()["volumes"])
-    server, postgres = mounts("server"), mounts("postgres")
+    server, postgres = mounts("api"), mounts("postgres")
     assert server["/data"] in declared
     assert postgres["/var/lib/postgresql/data"] in declared
-    assert service_env("server", HOST_ENV)["ASSISTANTS_DATA_DIR"] == "/data"
+    assert service_env("api", HOST_ENV)["ASSISTANTS_DATA_DIR"] == "/data"
 
 
 def test_dockerfile_runs_unprivileged_with_a_data_volume() -> None:
     instructions = dockerfile()
-    assert only("FROM").args == "python:3.11-slim"
+    assert only("FROM").args == "${PYTHON_IMAGE}"
+    assert only("ARG").args == "PYTHON_IMAGE=python:3.11-slim"
     user = only("USER").args
     assert user not in ("root", "0") and not user.startswith("0:")
     last_run = max(n for n, i in enumerate(instructions) if i.keyword == "RUN")
@@ -306,9 +324,11 @@ def test_dockerfile_runs_unprivileged_with_a_data_volume() -> None:
     command = image_cmd()
     assert command == ["assistants-server", "serve", "--host", "0.0.0.0", "--port", "8000"]
     # The compose file's port mapping and environment agree with the image.
-    env = service_env("server", HOST_ENV)
-    assert env["ASSISTANTS_PORT"] == argument(command, "--port")
-    assert env["ASSISTANTS_DATA_DIR"] == image_env()["ASSISTANTS_DATA_DIR"]
+    for service in ("api", "worker"):
+        assert argument(compose()["services"][service]["command"], "--port") == argument(
+            command, "--port")
+    assert service_env("api", HOST_ENV)["ASSISTANTS_DATA_DIR"] == image_env()[
+        "ASSISTANTS_DATA_DIR"]
     _, healthcheck = image_healthcheck()
     assert healthcheck[0] == "python"
     assert "http://127.0.0.1:8000/ready" in healthcheck[-1]
@@ -402,9 +422,9 @@ def test_the_image_command_serves_with_the_compose_environment(
     command[0] = str(BIN / command[0])
     command[command.index("--port") + 1] = str(port)
 
-    container_env = {**image_env(), **service_env("server", HOST_ENV)}
+    container_env = {**image_env(), **service_env("api", HOST_ENV)}
     data_dir = tmp_path / "data"
-    assert container_env["ASSISTANTS_DATA_DIR"] in mounts("server")
+    assert container_env["ASSISTANTS_DATA_DIR"] in mounts("api")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTS_")}
     env.update(container_env)
     env.update(
@@ -474,7 +494,7 @@ def test_the_image_command_serves_with_the_compose_environment(
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
     assert f"http://0.0.0.0:{port}/v1" in output
-    assert "ASSISTANTS_API_KEYS is not set" not in output
+    assert "no API key is configured or created" not in output
     assert not data_dir.exists() or not any(data_dir.glob("*.db"))  # PostgreSQL, not SQLite
 
 

@@ -14,12 +14,15 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from assistants_server import tracing
+from assistants_server.access.router import router as admin_router
 from assistants_server.api.docs import install_docs
 from assistants_server.api.health import router as health_router
 from assistants_server.api.middleware import GateMiddleware
 from assistants_server.api.observe import RequestMetrics
 from assistants_server.api.observe import router as metrics_router
 from assistants_server.assistants.router import router as assistants_router
+from assistants_server.auth.keys import KeyStore
 from assistants_server.backends.catalog import ModelCatalog
 from assistants_server.backends.chat import ModelProfile, NoBackend
 from assistants_server.backends.embeddings import Embedder, OpenAIEmbedder, embedder_from
@@ -35,12 +38,13 @@ from assistants_server.db.engine import (
 from assistants_server.engine.executor import Executor
 from assistants_server.events.bus import EventBus, LocalEventBus
 from assistants_server.events.redis_bus import RedisEventBus
-from assistants_server.files.blobs import LocalBlobStore
+from assistants_server.files.blobs import LocalBlobStore, blob_store
 from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
 from assistants_server.kit.errors import BackendUnavailableError, install_error_handlers
 from assistants_server.kit.uow import commit
 from assistants_server.models.router import router as models_router
+from assistants_server.playground import install_playground
 from assistants_server.retrieval.index import DatabaseSearchIndex
 from assistants_server.runs.deletion import router as thread_deletion_router
 from assistants_server.runs.router import router as runs_router
@@ -147,7 +151,12 @@ async def _open_storage(app: FastAPI, settings: Settings, stack: AsyncExitStack)
                             retention_seconds=settings.stream_retention_seconds)
         stack.push_async_callback(bus.close)
     app.state.bus = bus
-    app.state.blobs = LocalBlobStore(settings.data_dir / "files")
+    app.state.blobs = blob_store(settings)
+    if settings.blob_url:  # a wrong bucket or credentials fail the start, not an upload
+        await app.state.blobs.check()
+    app.state.keys = KeyStore(app.state.sessionmaker, api_keys=settings.api_keys,
+                              admin_keys=settings.admin_keys,
+                              cache_seconds=settings.key_cache_seconds)
 
 
 def _open_models(app: FastAPI, settings: Settings, stack: AsyncExitStack,
@@ -180,7 +189,8 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
             await purge_expired(session, app.state.blobs, int(time.time()),
                                 app.state.forget_file)
             await commit(session)
-        await app.state.blobs.sweep_temporary()  # what crashed uploads left
+        if isinstance(app.state.blobs, LocalBlobStore):
+            await app.state.blobs.sweep_temporary()  # what crashed uploads left
 
     # Load the tokenizer now rather than in the first run's way.
     await asyncio.to_thread(count_text, "")
@@ -241,7 +251,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.enter_context(_collecting_less(settings.gc_young_threshold))
             yield
 
-    docs = settings.docs_enabled if settings.docs_enabled is not None else not settings.api_keys
+    docs = settings.docs_enabled if settings.docs_enabled is not None else not (
+        settings.api_keys or settings.admin_keys)
     app = FastAPI(
         title="assistants-server",
         summary="OpenAI Assistants API v2, self-hosted.",
@@ -252,10 +263,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if docs:
         install_docs(app)
+    if settings.playground_enabled and settings.role != "worker":
+        install_playground(app)
     app.state.settings = settings
     install_error_handlers(app)
     # runs_router first: its `POST /v1/threads/runs` must win over `POST /v1/threads/{id}`.
-    routers = (runs_router, thread_deletion_router, assistants_router, threads_router,
+    routers = (admin_router, runs_router, thread_deletion_router, assistants_router, threads_router,
                messages_router, models_router, files_router, vector_stores_router, chat_router)
     for router in routers if settings.role != "worker" else ():  # a worker: health only
         app.include_router(router)
@@ -265,7 +278,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(
         GateMiddleware,
-        api_keys=settings.api_keys,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         require_beta_header=settings.require_beta_header,
@@ -276,4 +288,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
             allow_headers=["*"], expose_headers=EXPOSED_HEADERS, max_age=600)
     app.add_middleware(RequestMetrics)  # outermost: refusals are counted too
+    if settings.otel_enabled:
+        tracing.configure(app)
     return app

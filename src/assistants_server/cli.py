@@ -1,5 +1,6 @@
 """The `assistants-server` command: `serve` (migrate, then run uvicorn, with a role), `worker`
-(the same with the worker role), `migrate` and `doctor`."""
+(the same with the worker role), `migrate`, `doctor`, the operator's `projects`, `keys`,
+`admin-keys` and `usage` (access/commands.py), and `export` and `import` (transfer/)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from assistants_server import tracing
+from assistants_server.access import commands as access_commands
+from assistants_server.access.commands import keys_exist
 from assistants_server.backends.config_file import ConfigFileError
 from assistants_server.config import LOOPBACK_HOSTS, Settings
+from assistants_server.transfer import commands as transfer_commands
 from assistants_server.workers import APP, serve_workers
 
 log = logging.getLogger("assistants_server")
@@ -65,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "doctor", help="call every configured backend (model list, an answer, a tool call, an "
         "embedding) and say what works; exit 1 if anything does not")
+    access_commands.add_commands(commands)
+    transfer_commands.add_commands(commands)
     return parser
 
 
@@ -86,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"assistants-server: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     settings.configure_logging()
+    if settings.otel_enabled and not tracing.available():
+        print(f"assistants-server: {tracing.MISSING}", file=sys.stderr)
+        return 2
     if args.command == "doctor":
         from assistants_server.backends.doctor import doctor
 
@@ -96,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         print("database is at the newest schema")
         return 0
+    if args.command in access_commands.COMMANDS:
+        return access_commands.run_command(args, settings)
+    if args.command in transfer_commands.COMMANDS:
+        return transfer_commands.run_command(args, settings)
     port = args.port if args.port is not None or args.command != "worker" else WORKER_PORT
     overrides = {k: v for k, v in {"host": args.host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
@@ -108,14 +122,15 @@ def _serve(settings: Settings) -> int:
     from assistants_server.app import create_app
 
     host = settings.listen_host
-    if not settings.api_keys:
+    if not settings.api_keys and not settings.admin_keys and not keys_exist(settings):
         if host in LOOPBACK_HOSTS:
-            log.warning("ASSISTANTS_API_KEYS is not set: any API key is accepted, so the server "
-                        "listens on %s (loopback) only. Set ASSISTANTS_API_KEYS to serve others.",
-                        host)
+            log.warning("no API key is configured or created: any key is accepted, so the "
+                        "server listens on %s (loopback) only. Set ASSISTANTS_API_KEYS, or "
+                        "create keys (`assistants-server keys create`), to serve others.", host)
         else:
-            log.warning("ASSISTANTS_API_KEYS is not set and the server listens on %s: anyone who "
-                        "can reach this address can use it. Set ASSISTANTS_API_KEYS.", host)
+            log.warning("no API key is configured or created and the server listens on %s: "
+                        "anyone who can reach this address can use it. Set ASSISTANTS_API_KEYS "
+                        "or create keys (`assistants-server keys create`).", host)
     if settings.role == "worker":
         log.info("worker: driving runs and indexing files; /health, /ready and /metrics at "
                  "http://%s:%d with %d process(es)", host, settings.port, settings.workers)

@@ -15,21 +15,16 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from assistants_server.backends.config import ModelsConfig, from_single_backend
+from assistants_server.config_http import HttpSettings, split_csv
 from assistants_server.config_tools import ToolSettings
 from assistants_server.logs import configure as configure_logs
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-class Settings(ToolSettings):
+class Settings(ToolSettings, HttpSettings):
     """The server's configuration. Field descriptions double as `assistants-server --help`;
-    the tools' settings are in `config_tools.py`."""
+    the tools' settings are in `config_tools.py`, the HTTP surface's in `config_http.py`."""
 
     model_config = SettingsConfigDict(env_prefix="ASSISTANTS_", extra="ignore")
 
@@ -60,6 +55,16 @@ class Settings(ToolSettings):
         "never corrupts) or 'full' (an acknowledged write survives a power cut; slower "
         "writes).",
     )
+    blob_url: str | None = Field(
+        None,
+        description="Where files' bytes are kept: unset, the data directory's files/ (a volume "
+        "every process shares); s3://BUCKET[/PREFIX], an S3-compatible object store, for "
+        "processes on hosts that share no disk (the 's3' extra; credentials from the AWS_* "
+        "variables, a profile or an instance role).",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="The S3 endpoint of a store other than AWS (MinIO, Ceph...), e.g. "
+        "http://minio:9000.")
     database_pool_size: int = Field(
         30, ge=1, description="PostgreSQL connections each process keeps open (and never exceeds).")
     backend_base_url: str | None = Field(
@@ -93,19 +98,21 @@ class Settings(ToolSettings):
             "When set, assistants and runs naming another model are refused."
         ),
     )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated origins whose browser pages may call the API (e.g. "
-        "https://app.example.com; * for any); unset: browsers' cross-origin calls are "
-        "refused.",
-    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
             "Comma-separated keys clients must send as 'Authorization: Bearer <key>'. "
-            "When unset, any key is accepted and the server listens on loopback only."
+            "They are keys of the default project. When unset and no key was created "
+            "(`assistants-server keys`), any key is accepted and the server listens on "
+            "loopback only."
         ),
     )
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated admin keys for /v1/organization "
+        "(projects, their keys, usage); `assistants-server admin-keys create` makes more.")
+    key_cache_seconds: float = Field(
+        1.0, ge=0, le=60, description="How long a process trusts what it read of a key or "
+        "project: a deleted key or an archived project stops working within this time.")
     host: str | None = Field(
         None,
         description="Address to listen on. Default: 127.0.0.1 without api_keys, 0.0.0.0 with.",
@@ -116,24 +123,6 @@ class Settings(ToolSettings):
         description="Server processes sharing the port, each with its own executor (one per "
         "core uses them all). With more than one, set redis_url so that a stream can be "
         "resumed on any of them.",
-    )
-    max_body_bytes: int = Field(
-        32 * 1024 * 1024, gt=0, description="Largest JSON request body accepted, in bytes."
-    )
-    docs_enabled: bool | None = Field(
-        None,
-        description="Serve /docs (Swagger UI, offline) and /openapi.json. Unset: on without "
-        "api_keys, off with them (the documentation needs no key).",
-    )
-    require_beta_header: bool = Field(
-        True,
-        description=(
-            "Refuse /assistants and /threads calls without 'OpenAI-Beta: assistants=v2', "
-            "as the hosted service did."
-        ),
-    )
-    max_upload_bytes: int = Field(
-        536_870_912, ge=1, description="Largest file accepted by POST /v1/files, in bytes."
     )
     executor_enabled: bool = Field(
         True, description="Drive runs and index vector store files in this process (turn off "
@@ -201,10 +190,13 @@ class Settings(ToolSettings):
         "text", description="'text' (a line per record, with the request, run and thread ids "
         "in brackets) or 'json' (an object per line: time, level, logger, message, "
         "request_id, run_id, thread_id).")
-    @field_validator("models", "api_keys", "cors_origins", mode="before")
+    otel_enabled: bool = Field(False, description="OpenTelemetry traces (the 'otel' extra): "
+                               "requests, runs and model calls, exported over OTLP as the "
+                               "OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT, ...).")
+    @field_validator("models", "api_keys", "admin_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("backend_base_url", "embeddings_base_url")
     @classmethod
@@ -294,4 +286,4 @@ class Settings(ToolSettings):
     def listen_host(self) -> str:
         if self.host:
             return self.host
-        return "0.0.0.0" if self.api_keys else "127.0.0.1"
+        return "0.0.0.0" if self.api_keys or self.admin_keys else "127.0.0.1"

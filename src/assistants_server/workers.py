@@ -76,6 +76,9 @@ def serve_workers(options: dict[str, Any], workers: int) -> int:
         while not stopping:
             time.sleep(0.2)
             for i, worker in enumerate(running):
+                if not worker.serving and worker.ready.is_set():
+                    worker.serving = True  # from now on its death is not a failed start
+                    log.info("server process %d is serving", worker.process.pid)
                 if (worker.process.is_alive() or stopping
                         or time.monotonic() < slots[i].restart_at):
                     continue
@@ -110,6 +113,7 @@ class _Worker:
     process: BaseProcess
     started: float  # monotonic time
     ready: Any  # a multiprocessing Event, set once the process serves
+    serving: bool = False  # the supervisor saw `ready` (and said so in the log)
 
 
 class _Slot:

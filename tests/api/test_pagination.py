@@ -14,6 +14,7 @@ from assistants_server.api.pagination import ListQuery, fetch_page
 from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.db.models import MessageRow
+from assistants_server.db.tenancy import DEFAULT_PROJECT
 
 
 async def _plan(settings: Settings, query: ListQuery) -> str:
@@ -45,7 +46,8 @@ async def _seed(session: AsyncSession) -> None:
         "INSERT INTO threads (id, created_at, metadata, tool_resources) "
         "VALUES ('thread_a', 1, '{}', '{}')"))
     for i in range(30):
-        session.add(MessageRow(id=f"msg_{i:024d}", created_at=1 + i // 10, thread_id="thread_a",
+        session.add(MessageRow(project_id=DEFAULT_PROJECT,
+                               id=f"msg_{i:024d}", created_at=1 + i // 10, thread_id="thread_a",
                                role="user", content=[], status="completed", attachments=[],
                                metadata_={}))
     await session.flush()

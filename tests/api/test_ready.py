@@ -11,10 +11,12 @@ import httpx
 import pytest
 from alembic import command
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from assistants_server.app import create_app
 from assistants_server.config import Settings
-from assistants_server.db.migrate import alembic_config
+from assistants_server.db.engine import create_engine
+from assistants_server.db.migrate import alembic_config, head, run_blocking, upgrade_to_head
 from tests.conftest import make_settings
 
 
@@ -52,3 +54,25 @@ async def test_an_unreachable_redis_is_not_ready(tmp_path: Path) -> None:
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "ok"
     assert response.json()["checks"]["redis"].startswith("Redis is unreachable")
+
+
+async def _stamp(settings: Settings, revision: str) -> None:
+    engine = create_engine(settings)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = :revision"),
+                                 {"revision": revision})
+    await engine.dispose()
+
+
+async def test_a_schema_a_later_release_migrated_is_served(settings: Settings) -> None:
+    """A rolling upgrade: the new release's processes migrated; this release's keep starting
+    and stay in the load balancer (migrations only add)."""
+    newer = f"{int(head() or 0) + 1:04d}"
+    run_blocking(_stamp(settings, newer))
+    upgrade_to_head(settings)  # `serve` migrates first: nothing to do, no error
+    response = await _get(create_app(settings), "/ready")
+    assert response.status_code == 200, response.json()
+    run_blocking(_stamp(settings, "f00d"))  # not a revision of ours at all
+    response = await _get(create_app(settings), "/ready")
+    assert response.status_code == 503
+    assert "f00d" in response.json()["checks"]["database"]

@@ -31,8 +31,6 @@ FUNCTION = {"type": "function", "function": {
 FILE_SEARCH = {"type": "file_search", "file_search": {
     "max_num_results": 7, "ranking_options": {"ranker": "default_2024_08_21",
                                               "score_threshold": 0.5}}}
-TOOL_RESOURCES = {"code_interpreter": {"file_ids": ["file-a", "file-b"]},
-                  "file_search": {"vector_store_ids": ["vs_abc"]}}
 RESPONSE_FORMATS: list[Any] = [
     "auto", {"type": "text"}, {"type": "json_object"},
     {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
@@ -107,18 +105,27 @@ def test_every_implemented_operation_has_a_json_response_schema_in_the_spec(spec
     assert spec.validator("/components/schemas/ErrorResponse").schema
 
 
+async def tool_resources(api: Api) -> dict[str, Any]:
+    """Resources naming two uploaded files and a store, which must exist (in the project)."""
+    store = await api("post", "/vector_stores", json={})
+    return {"code_interpreter": {"file_ids": [await upload(api, "a.csv"),
+                                              await upload(api, "b.csv")]},
+            "file_search": {"vector_store_ids": [store["id"]]}}
+
+
 async def test_assistant_objects_match_the_spec(api: Api) -> None:
     empty = await api("get", "/assistants")
     assert empty["data"] == [] and empty["has_more"] is False
+    resources = await tool_resources(api)
     rich = await api("post", "/assistants", json={
         "model": "gpt-4o", "name": "Tutor", "description": "Helps", "instructions": "Be kind.",
         "tools": [{"type": "code_interpreter"}, FILE_SEARCH, FUNCTION,
                   {"type": "file_search"}],
-        "tool_resources": TOOL_RESOURCES, "metadata": {"team": "maths", "tier": "2"},
+        "tool_resources": resources, "metadata": {"team": "maths", "tier": "2"},
         "temperature": 0.2, "top_p": 0.9, "reasoning_effort": "low",
         "response_format": {"type": "json_object"},
     })
-    assert rich["tools"][1] == FILE_SEARCH and rich["tool_resources"] == TOOL_RESOURCES
+    assert rich["tools"][1] == FILE_SEARCH and rich["tool_resources"] == resources
     created = [rich, await api("post", "/assistants", json={"model": "gpt-4o"})]
     for response_format in RESPONSE_FORMATS:
         created.append(await api("post", "/assistants", json={
@@ -151,8 +158,7 @@ async def upload(api: Api, name: str = "doc.txt") -> str:
 
 async def test_thread_objects_match_the_spec(api: Api) -> None:
     bare = await api("post", "/threads", json={})
-    store = await api("post", "/vector_stores", json={})
-    resources = {**TOOL_RESOURCES, "file_search": {"vector_store_ids": [store["id"]]}}
+    resources = await tool_resources(api)
     full = await api("post", "/threads", json={
         "messages": [{"role": "user", "content": content} for content in CONTENTS]
         + [{"role": "assistant", "content": "noted", "metadata": {"k": "v"},

@@ -42,14 +42,15 @@ def test_empty_thread_create_sends_an_empty_object(sdk: Any) -> None:
     assert list(sdk.beta.threads.messages.list(thread.id)) == []
 
 
-def test_thread_update_replaces_metadata_and_tool_resources(sdk: Any) -> None:
+def test_thread_update_merges_metadata_and_replaces_tool_resources(sdk: Any) -> None:
     thread = sdk.beta.threads.create(metadata={"a": "1"})
+    data = sdk.files.create(file=("data.csv", b"x,y\n1,2\n"), purpose="assistants")
     updated = sdk.beta.threads.update(
         thread.id, metadata={"b": "2"},
-        tool_resources={"code_interpreter": {"file_ids": ["file-x"]}},
+        tool_resources={"code_interpreter": {"file_ids": [data.id]}},
     )
-    assert updated.metadata == {"b": "2"}
-    assert updated.tool_resources.code_interpreter.file_ids == ["file-x"]
+    assert updated.metadata == {"a": "1", "b": "2"}  # kit/metadata.py says why
+    assert updated.tool_resources.code_interpreter.file_ids == [data.id]
 
 
 def test_deleting_a_thread_deletes_its_messages(sdk: Any) -> None:

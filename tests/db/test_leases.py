@@ -17,6 +17,7 @@ from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.db.leases import RUNS, VECTOR_STORE_FILES, Leases, grant
 from assistants_server.db.models import RunRow, ThreadRow, VectorStoreFileRow, VectorStoreRow
+from assistants_server.db.tenancy import DEFAULT_PROJECT
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -40,14 +41,15 @@ def _run(number: int, **fields: Any) -> RunRow:
         id=f"run_{number:024d}", created_at=1, thread_id="thread_leases", assistant_id="a",
         status="queued", model="m", instructions="", tools=[], tool_resources={},
         truncation_strategy={}, response_format="auto", tool_choice="auto",
-        parallel_tool_calls=True, metadata_={})
+        parallel_tool_calls=True, metadata_={}, project_id=DEFAULT_PROJECT)
     return RunRow(**(values | fields))
 
 
 async def _queued_runs(sessions: Sessions, count: int, start: int = 0) -> list[str]:
     async with sessions() as session:
         if await session.get(ThreadRow, 1) is None:
-            session.add(ThreadRow(pk=1, id="thread_leases", created_at=1, metadata_={}))
+            session.add(ThreadRow(project_id=DEFAULT_PROJECT,
+                                  pk=1, id="thread_leases", created_at=1, metadata_={}))
             await session.flush()
         runs = [_run(n) for n in range(start, start + count)]
         session.add_all(runs)
@@ -57,10 +59,11 @@ async def _queued_runs(sessions: Sessions, count: int, start: int = 0) -> list[s
 
 async def _pending_files(sessions: Sessions, count: int) -> list[int]:
     async with sessions() as session:
-        session.add(VectorStoreRow(id="vs_leases", created_at=1, metadata_={},
+        session.add(VectorStoreRow(project_id=DEFAULT_PROJECT,
+                                   id="vs_leases", created_at=1, metadata_={},
                                    last_active_at=1))
         await session.flush()
-        files = [VectorStoreFileRow(
+        files = [VectorStoreFileRow(project_id=DEFAULT_PROJECT, 
             id=f"file-{n}", created_at=1, metadata_={}, vector_store_id="vs_leases",
             status="in_progress", usage_bytes=0, chunking_strategy={})
             for n in range(count)]

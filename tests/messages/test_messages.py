@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from assistants_server.db.models import MessageRow
+from assistants_server.db.tenancy import DEFAULT_PROJECT
 
 
 async def _thread(client: httpx.AsyncClient) -> str:
@@ -22,7 +23,7 @@ async def test_run_id_filter_returns_only_that_runs_messages(
     await client.post(f"/v1/threads/{thread_id}/messages", json={"role": "user", "content": "q"})
     async with app.state.sessionmaker() as session:
         for i, run_id in enumerate(["run_a", "run_b", "run_a"]):
-            session.add(MessageRow(
+            session.add(MessageRow(project_id=DEFAULT_PROJECT, 
                 id=f"msg_run{i:021d}", created_at=1, thread_id=thread_id, role="assistant",
                 content=[], status="completed", attachments=[], metadata_={},
                 assistant_id="asst_x", run_id=run_id))

@@ -17,6 +17,7 @@ from assistants_server.config import Settings
 from assistants_server.db.engine import create_engine, create_sessionmaker
 from assistants_server.db.migrate import alembic_config
 from assistants_server.db.models import MessageRow, ThreadRow
+from assistants_server.db.tenancy import DEFAULT_PROJECT
 from assistants_server.tokens import PER_MESSAGE, chat_message, count_message, count_text
 from tests.conftest import BETA
 
@@ -75,7 +76,8 @@ async def test_every_orm_write_of_a_message_sets_its_count(settings: Settings) -
     sessionmaker = create_sessionmaker(engine)
     try:
         async with sessionmaker() as session:
-            session.add(ThreadRow(id="thread_counts", created_at=1, metadata_={},
+            session.add(ThreadRow(project_id=DEFAULT_PROJECT,
+                                  id="thread_counts", created_at=1, metadata_={},
                                   tool_resources={}))
             await session.flush()
             one = _message("msg_one", "user", _text("added alone"))
@@ -111,7 +113,8 @@ async def test_every_orm_write_of_a_message_sets_its_count(settings: Settings) -
 
 
 def _message(id_: str, role: str, content: list[Any], stale: int | None = None) -> MessageRow:
-    return MessageRow(id=id_, created_at=1, thread_id="thread_counts", role=role,
+    return MessageRow(project_id=DEFAULT_PROJECT,
+                      id=id_, created_at=1, thread_id="thread_counts", role=role,
                       content=content, status="completed", attachments=[], metadata_={},
                       token_count=stale)
 

@@ -19,6 +19,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants_server.db.models import MessageRow
+from assistants_server.db.tenancy import DEFAULT_PROJECT
 from assistants_server.engine.history import FIRST_PAGE
 from assistants_server.tokens import REPLY_PRIMING, count_message, message_tokens
 
@@ -55,7 +56,8 @@ def _watch(app: FastAPI) -> Iterator[Reads]:
         if "FROM messages" in statement and "messages.token_count" in statement:
             reads.costs.append(_limit(statement, parameters))
         elif "FROM messages" in statement and "messages.content" in statement:
-            reads.contents.append(len(parameters))
+            # the rows asked for (the other parameter is the project's: db/tenancy.py)
+            reads.contents.append(sum(p != DEFAULT_PROJECT for p in parameters))
         elif statement.startswith("UPDATE messages SET token_count"):
             reads.updates += 1
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from assistants_server.db.models import RunRow
 from assistants_server.vector_stores.ingest import Ingestor
 from tests.fake_backend import Reply
 from tests.runs.test_run_rules import _start, _wait
@@ -25,13 +29,19 @@ def _search(query: str) -> Reply:
                               "arguments": json.dumps({"queries": [query]})}])
 
 
-async def _held_ingestion(app: Any) -> tuple[HeldIndex, Ingestor]:
-    """The app's indexing, but each file is held mid-way until released (a large file)."""
+@asynccontextmanager
+async def _held_ingestion(app: Any) -> AsyncIterator[HeldIndex]:
+    """The app's indexing, but each file is held mid-way until released (a large file);
+    released and stopped on the way out."""
     await app.state.ingestor.stop()
     held = HeldIndex(app.state.search_index)
     worker = Ingestor(app.state.sessionmaker, app.state.blobs, held, poll_seconds=0.05)
     await worker.start()
-    return held, worker
+    try:
+        yield held
+    finally:
+        held.release.set()
+        await worker.stop()
 
 
 async def _thread_with(client: httpx.AsyncClient, name: str, data: bytes) -> tuple[str, str]:
@@ -60,8 +70,7 @@ def _tool_output(body: dict[str, Any]) -> str:
 async def test_the_search_waits_for_the_attached_file_being_indexed(
     app: Any, client: httpx.AsyncClient, script: list[Any], sent: list[dict[str, Any]]
 ) -> None:
-    held, worker = await _held_ingestion(app)
-    try:
+    async with _held_ingestion(app) as held:
         assistant_id, thread_id = await _thread_with(client, "notes.txt", NOTES.encode())
         script.extend([_search("Quasar vacuum"), Reply(text="The Quasar.")])
         run = await _start(client, thread_id, assistant_id)
@@ -71,8 +80,6 @@ async def test_the_search_waits_for_the_attached_file_being_indexed(
         assert waiting["status"] == "in_progress" and len(sent) == 1
         held.release.set()  # indexing finishes: the search goes ahead
         await _wait(client, thread_id, run["id"], "completed")
-    finally:
-        await worker.stop()
     output = _tool_output(sent[1])
     assert "Quasar vacuum cleaner" in output and "could not be searched" not in output
 
@@ -97,15 +104,11 @@ class TestABoundedWait:
         self, app: Any, client: httpx.AsyncClient, script: list[Any],
         sent: list[dict[str, Any]],
     ) -> None:
-        held, worker = await _held_ingestion(app)
-        try:
+        async with _held_ingestion(app):
             assistant_id, thread_id = await _thread_with(client, "notes.txt", NOTES.encode())
             script.extend([_search("Quasar"), Reply(text="Not indexed yet.")])
             run = await _start(client, thread_id, assistant_id)
             await _wait(client, thread_id, run["id"], "completed")
-        finally:
-            held.release.set()
-            await worker.stop()
         output = _tool_output(sent[1])
         assert "notes.txt" in output and "still being indexed" in output
 
@@ -122,3 +125,49 @@ async def test_a_large_attachment_is_searched_by_the_run_that_follows_at_once(
     await _wait(client, thread_id, run["id"], "completed")
     output = _tool_output(sent[1])
     assert "Quasar vacuum cleaner drove sales" in output, output[:300]
+
+
+async def test_a_run_waiting_for_indexing_is_cancelled_at_once(
+    app: Any, client: httpx.AsyncClient, script: list[Any], sent: list[dict[str, Any]]
+) -> None:
+    async with _held_ingestion(app):
+        assistant_id, thread_id = await _thread_with(client, "notes.txt", NOTES.encode())
+        script.extend([_search("Quasar"), Reply(text="never asked")])
+        run = await _start(client, thread_id, assistant_id)
+        await _asked(sent, 1)
+        await asyncio.sleep(0.3)  # the search is waiting for the file
+        started = time.monotonic()
+        cancel = await client.post(f"/v1/threads/{thread_id}/runs/{run['id']}/cancel")
+        assert cancel.status_code == 200, cancel.text
+        assert cancel.json()["status"] == "cancelling"
+        done = await _wait(client, thread_id, run["id"], "cancelled")
+        assert time.monotonic() - started < 3 and done["cancelled_at"] is not None
+    assert len(sent) == 1  # the model was not asked again
+
+
+class TestAWaitLongerThanTheRunsLease:
+    @pytest.fixture
+    def settings_overrides(self, backend: Any) -> dict[str, Any]:
+        return {"backend_base_url": backend.url + "/v1", "lease_seconds": 0.6}
+
+    async def test_the_run_keeps_its_lease_while_its_search_waits(
+        self, app: Any, client: httpx.AsyncClient, script: list[Any],
+        sent: list[dict[str, Any]],
+    ) -> None:
+        """The process renews its runs' leases on its own: a search waiting several leases
+        long is not taken for a dead process's run by another process's sweeper."""
+        async with _held_ingestion(app) as held:
+            assistant_id, thread_id = await _thread_with(client, "notes.txt", NOTES.encode())
+            script.extend([_search("Quasar vacuum"), Reply(text="The Quasar.")])
+            run = await _start(client, thread_id, assistant_id)
+            await _asked(sent, 1)
+            await asyncio.sleep(2.5)  # four leases
+            waiting = (await client.get(f"/v1/threads/{thread_id}/runs/{run['id']}")).json()
+            assert waiting["status"] == "in_progress" and len(sent) == 1
+            async with app.state.sessionmaker() as session:
+                lease = await session.scalar(
+                    select(RunRow.lease_expires_at).where(RunRow.id == run["id"]))
+            assert lease is not None and lease > time.time()  # no sweeper may take it
+            held.release.set()
+            await _wait(client, thread_id, run["id"], "completed")
+        assert "Quasar vacuum cleaner" in _tool_output(sent[1])

@@ -5,26 +5,25 @@ answers counts them all."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.runs.test_run_rules import _setup, _start, _wait
 from tests.test_cli import EXE, _free_port, _wait_for
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one series in an exposition (0 when absent)."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
+    """The value of one series in an exposition (0 when absent), read with Prometheus' own text
+    parser (prometheus-client's), so an exposition it could not parse fails the test."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
     return 0.0
 
 

@@ -1,6 +1,7 @@
 """Run leases across executors: a run driven for longer than its lease keeps it (renewed), so
 another process neither claims it nor fails it as orphaned; executors racing for queued runs
-never drive one run twice."""
+never drive one run twice; a run leased at creation whose request committed after the lease ran
+out is driven once, here or by the process that claimed it meanwhile."""
 
 from __future__ import annotations
 
@@ -95,3 +96,68 @@ async def test_racing_executors_never_drive_one_run(
     assert len(sent) == len(runs)  # each run asked the model once
     for executor in (first, second, third):
         await executor.stop()
+
+
+async def _queued(app: FastAPI, client: httpx.AsyncClient) -> tuple[str, str]:
+    """A run left queued: no room in this process's executor, and none elsewhere."""
+    app.state.executor.concurrency = 0
+    assistant_id, thread_id = await _setup(client)
+    return thread_id, (await _start(client, thread_id, assistant_id))["id"]
+
+
+async def _granted(app: FastAPI, run_id: str, owner: str, expires: float) -> RunRow:
+    """The run as the request that leased it to `owner` at creation committed it, its lease
+    ending at `expires` (a request that took longer than the lease to commit)."""
+    async with app.state.sessionmaker() as session:
+        run = await session.scalar(select(RunRow).where(RunRow.id == run_id))
+        assert run is not None and run.status == "queued"
+        run.lease_owner, run.lease_expires_at = owner, expires
+        await session.commit()
+        await session.refresh(run)
+        return run
+
+
+async def test_a_run_taken_up_after_its_lease_ran_out_is_driven_once(
+    app: FastAPI, client: httpx.AsyncClient, script: list[Any], sent: list[dict[str, Any]]
+) -> None:
+    script.append(Reply(text="once"))
+    executor = app.state.executor
+    thread_id, run_id = await _queued(app, client)
+    known = await _granted(app, run_id, executor.owner, time.time() - 0.1)
+    executor.concurrency = 8
+    assert await executor.claim() == []  # this process's to take up, not to claim again
+    executor.adopt(run_id, known)
+    done = await _wait(client, thread_id, run_id, "completed", "failed")
+    assert done["status"] == "completed", done["last_error"]
+    assert len(sent) == 1
+
+
+async def test_a_run_claimed_elsewhere_before_it_was_taken_up_is_driven_there(
+    app: FastAPI, client: httpx.AsyncClient, script: list[Any], sent: list[dict[str, Any]]
+) -> None:
+    script.append(Reply(text="there", hang_seconds=0.5))
+    executor, other = app.state.executor, _other_process(app)
+    thread_id, run_id = await _queued(app, client)
+    known = await _granted(app, run_id, executor.owner, time.time() - 0.1)
+    assert await other.claim() == [run_id]
+    executor.concurrency = 8
+    executor.adopt(run_id, known)
+    done = await _wait(client, thread_id, run_id, "completed", "failed")
+    assert done["status"] == "completed", done["last_error"]
+    assert len(sent) == 1
+    assert run_id not in executor.tasks and not executor.leases.holds(run_id)
+    await other.stop()
+
+
+async def test_a_run_granted_here_and_never_taken_up_is_claimed_after_another_lease(
+    app: FastAPI, client: httpx.AsyncClient, script: list[Any], sent: list[dict[str, Any]]
+) -> None:
+    script.append(Reply(text="late"))
+    executor = app.state.executor
+    thread_id, run_id = await _queued(app, client)
+    await _granted(app, run_id, executor.owner, time.time() - LEASE - 0.1)
+    executor.concurrency = 8
+    assert await executor.claim() == [run_id]
+    done = await _wait(client, thread_id, run_id, "completed", "failed")
+    assert done["status"] == "completed", done["last_error"]
+    assert len(sent) == 1

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from assistants_server.db.models import MessageRow, RunRow, RunStepRow
+from assistants_server.db.tenancy import DEFAULT_PROJECT
 from assistants_server.engine import runner
 from tests.fake_backend import Reply
 
@@ -234,14 +235,14 @@ async def _orphan(app: FastAPI, client: httpx.AsyncClient, **run: Any) -> str:
     the sweeper has looked. The thread's id."""
     assistant_id, thread_id = await _setup(client)
     async with app.state.sessionmaker() as session:
-        session.add(RunRow(
+        session.add(RunRow(project_id=DEFAULT_PROJECT, 
             id="run_orphan00000000000000000", created_at=1, thread_id=thread_id,
             active_thread_id=thread_id, assistant_id=assistant_id, status="in_progress",
             started_at=1, expires_at=int(time.time()) + 600, model="fake-model",
             instructions="", tools=[], tool_resources={}, truncation_strategy={},
             response_format="auto", tool_choice="auto", parallel_tool_calls=True,
             metadata_={}, lease_owner="gone:1:dead", lease_expires_at=time.time() - 1, **run))
-        session.add(MessageRow(
+        session.add(MessageRow(project_id=DEFAULT_PROJECT, 
             id="msg_halfwritten00000000000", created_at=1, thread_id=thread_id,
             role="assistant", content=[], status="in_progress", attachments=[], metadata_={},
             run_id="run_orphan00000000000000000"))
@@ -333,7 +334,7 @@ async def test_last_messages_truncation_sends_only_the_newest(
                        truncation_strategy={"type": "last_messages", "last_messages": 1})
     await _wait(client, thread_id, run["id"], "completed")
     assert sent[-1]["messages"] == [
-        {"role": "system", "content": "Be brief.\n\nUse French."},
+        {"role": "system", "content": "Be brief. Use French."},
         {"role": "user", "content": "b"}]
 
 

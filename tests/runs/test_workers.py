@@ -119,7 +119,9 @@ def test_a_worker_that_keeps_dying_is_restarted_and_never_stops_the_server(
     try:
         _wait_for(f"http://127.0.0.1:{port}/health")
         deadline = time.monotonic() + 30
-        while sum("startup complete" in line for line in list(lines)) < 2:  # both serve
+        # Both serve, as the supervisor knows it: uvicorn logs "startup complete" before the
+        # process tells the supervisor, and a process killed in between is a failed start.
+        while sum("is serving" in line for line in list(lines)) < 2:
             assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.1)
         first = _two_workers(server.pid, [])

@@ -27,7 +27,8 @@ async def test_delete_removes_the_threads_messages_and_keeps_others(
 
 async def test_modify_without_metadata_leaves_it_alone(client: httpx.AsyncClient) -> None:
     thread = (await client.post("/v1/threads", json={"metadata": {"a": "1"}})).json()
+    store = (await client.post("/v1/vector_stores", json={})).json()["id"]
     updated = (await client.post(f"/v1/threads/{thread['id']}", json={
-        "tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}})).json()
+        "tool_resources": {"file_search": {"vector_store_ids": [store]}}})).json()
     assert updated["metadata"] == {"a": "1"}
-    assert updated["tool_resources"] == {"file_search": {"vector_store_ids": ["vs_1"]}}
+    assert updated["tool_resources"] == {"file_search": {"vector_store_ids": [store]}}

@@ -42,8 +42,9 @@ EVENTS = ("Server-sent events, as the hosted service sent them: thread.created (
           "thread.run.step.created, thread.run.step.in_progress, thread.run.step.delta, "
           "thread.message.created, thread.message.in_progress, thread.message.delta, "
           "thread.message.completed, thread.run.step.completed, thread.run.requires_action or "
-          "thread.run.completed (or failed, incomplete, cancelled, expired), then `done`. "
-          "Every frame has an `id:`, to resume with `Last-Event-ID`.")
+          "thread.run.completed (or cancelling, cancelled, failed, incomplete, expired), then "
+          "`done`; `error` (the error envelope) when the server fails. Every frame has an "
+          "`id:`, to resume with `Last-Event-ID`.")
 STREAMING = {("post", "/v1/threads/{thread_id}/runs"), ("post", "/v1/threads/runs"),
              ("post", "/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs"),
              ("get", "/v1/threads/{thread_id}/runs/{run_id}/events")}
@@ -61,7 +62,9 @@ def install_docs(app: FastAPI) -> None:
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
-            swagger_ui_parameters={"persistAuthorization": True})
+            # validatorUrl null: Swagger UI would otherwise show a badge fetched from
+            # validator.swagger.io, sending it this document's address (and fail offline).
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None})
 
     generate = app.openapi
 
@@ -118,8 +121,13 @@ def _errors(path: str, operation: dict[str, Any]) -> None:
 
 
 def _streams(operation: dict[str, Any]) -> None:
+    """A request with `stream: true` is answered with events instead of the object; an
+    operation without a body (the run's events) only ever streams."""
     ok = operation["responses"].setdefault("200", {"description": "Successful Response"})
-    ok.setdefault("content", {})["text/event-stream"] = {
-        "schema": {"type": "string", "description": EVENTS}}
-    ok["description"] = ("The object as JSON, or with `stream: true` its events as they come."
-                         if operation.get("requestBody") else "The run's events.")
+    stream = {"text/event-stream": {"schema": {"type": "string", "description": EVENTS}}}
+    if operation.get("requestBody"):
+        ok["content"] = {**ok.get("content", {}), **stream}
+        ok["description"] = "The object as JSON, or with `stream: true` its events as they come."
+    else:
+        ok["content"] = stream
+        ok["description"] = "The run's events."

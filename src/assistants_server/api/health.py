@@ -1,7 +1,8 @@
 """Liveness and readiness, for load balancers, orchestrators and `docker compose`.
 
 `GET /health` says the process answers. `GET /ready` says it can serve: the database answers
-and its schema is at the newest migration, and Redis answers when one is configured; else
+and its schema is at this release's newest migration (or a later release's, during an upgrade
+that runs both side by side), and Redis answers when one is configured; else
 503 with what is wrong, so a load balancer sends no traffic to a process that would fail it
 (a database restarting, a deploy whose migrations have not run yet). Neither needs a key.
 """
@@ -9,16 +10,14 @@ and its schema is at the newest migration, and Redis answers when one is configu
 from __future__ import annotations
 
 import asyncio
-import functools
 
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistants_server.db.migrate import SCRIPTS
+from assistants_server.db.migrate import head, newer_than_head
 from assistants_server.events.redis_bus import RedisEventBus
 
 router = APIRouter(include_in_schema=False)
@@ -50,9 +49,8 @@ async def _database(engine: AsyncEngine) -> str:
         return f"the database did not answer within {CHECK_SECONDS:g} s"
     except Exception as exc:  # any failure to reach it is the answer
         return f"the database is unreachable: {type(exc).__name__}: {exc}"
-    head = _head()
-    if current != head:
-        return (f"the database schema is at migration {current or 'none'}, not {head}: run "
+    if current != head() and not newer_than_head(current):  # newer: a later release's
+        return (f"the database schema is at migration {current or 'none'}, not {head()}: run "
                 "`assistants-server migrate`")
     return "ok"
 
@@ -60,11 +58,6 @@ async def _database(engine: AsyncEngine) -> str:
 def _revision(connection: Connection) -> str | None:
     connection.execute(text("SELECT 1"))
     return MigrationContext.configure(connection).get_current_revision()
-
-
-@functools.cache
-def _head() -> str | None:
-    return ScriptDirectory(str(SCRIPTS)).get_current_head()
 
 
 async def _redis(bus: RedisEventBus) -> str:

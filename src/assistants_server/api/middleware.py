@@ -1,4 +1,5 @@
-"""The gate every request passes: request id, API key, beta header and body size.
+"""The gate every request passes: request id, API key and its permissions, beta header and
+body size. Who is calling (a `Principal`) is left in the request's state for the endpoints.
 
 A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware, so streamed responses pass
 through untouched and the per-request cost stays a few dict operations.
@@ -6,10 +7,9 @@ through untouched and the per-request cost stays a few dict operations.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from urllib.parse import unquote
 
@@ -17,6 +17,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistants_server.auth.keys import KeyStore, Principal
+from assistants_server.auth.scopes import missing, required_scope
 from assistants_server.kit.errors import (
     APIError,
     AuthenticationError,
@@ -32,6 +34,7 @@ from assistants_server.logs import REQUEST_ID
 log = logging.getLogger(__name__)
 BETA_PREFIXES = ("/v1/assistants", "/v1/threads")
 UPLOAD_PATH = "/v1/files"
+ADMIN_PREFIX = "/v1/organization/"
 UPLOAD_FRAMING = 64 * 1024
 _V2_HINT = "Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
 
@@ -41,13 +44,11 @@ class GateMiddleware:
         self,
         app: ASGIApp,
         *,
-        api_keys: Iterable[str],
         max_body_bytes: int,
         require_beta_header: bool,
         max_upload_bytes: int | None = None,
     ) -> None:
         self.app = app
-        self.api_keys = [key.encode() for key in api_keys]
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes or max_body_bytes
         # An upload's body is its file plus the multipart framing around it.
@@ -79,6 +80,8 @@ class GateMiddleware:
         too_large = (partial(file_too_large, self.max_upload_bytes) if upload
                      else partial(_too_large, self.max_body_bytes))
         try:
+            if scope["path"].startswith("/v1/"):
+                scope["state"]["principal"] = await _authorize(scope, headers)
             self._check(scope["path"], headers, self.max_upload_body if upload else
                         self.max_body_bytes, too_large)
             _check_url(scope["path"], scope.get("query_string", b""))
@@ -115,31 +118,11 @@ class GateMiddleware:
                too_large: Callable[[], APIError]) -> None:
         if not path.startswith("/v1/"):
             return
-        if self.api_keys:
-            self._check_key(headers.get("authorization", ""))
         if self.require_beta_header and path.startswith(BETA_PREFIXES):
             _check_beta(headers.get("openai-beta"))
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise too_large()
-
-    def _check_key(self, authorization: str) -> None:
-        scheme, _, key = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise AuthenticationError(
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                code="missing_api_key",
-            )
-        given = key.strip().encode()
-        if not any(hmac.compare_digest(given, known) for known in self.api_keys):
-            shown = key.strip()
-            shown = shown[:3] + "*" * 4 + shown[-4:] if len(shown) > 8 else "*" * len(shown)
-            raise AuthenticationError(
-                f"Incorrect API key provided: {shown}. Use one of the keys configured in "
-                "ASSISTANTS_API_KEYS on this server.",
-                code="invalid_api_key",
-            )
 
     async def _buffer_chunked(self, receive: Receive) -> Receive:
         """Read a body sent without Content-Length, refusing it once it passes the limit."""
@@ -157,6 +140,31 @@ class GateMiddleware:
             if not message.get("more_body", False):
                 body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
                 return _replay([body], receive)
+
+
+async def _authorize(scope: Scope, headers: Headers) -> Principal:
+    """Who calls, and whether they may: admin keys only on /v1/organization, project keys
+    (and the keyless default) everywhere else, a restricted key only within its scopes."""
+    keys: KeyStore = scope["app"].state.keys
+    principal = await keys.principal(headers.get("authorization", ""))
+    path = scope["path"]
+    if path.startswith(ADMIN_PREFIX):
+        if principal.kind != "admin":
+            raise AuthenticationError(
+                "This endpoint needs an admin API key (sk-admin-...), and a project's key or "
+                "no key was given. Create one with `assistants-server admin-keys create`, or "
+                "configure ASSISTANTS_ADMIN_KEYS.", code="invalid_api_key")
+        return principal
+    if principal.kind == "admin":
+        raise AuthenticationError(
+            "Admin API keys can only be used on /v1/organization endpoints. Use a project's "
+            "API key for this endpoint.", code="invalid_api_key")
+    needed = required_scope(scope["method"], path)
+    if missing(principal.scopes, needed):
+        raise AuthenticationError(
+            f"You have insufficient permissions for this operation. Missing scopes: {needed}. "
+            "This API key is restricted; use a key whose scopes include it.")
+    return principal
 
 
 def _counted(receive: Receive, limit: int, too_large: Callable[[], APIError]) -> Receive:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.db.models import ListedRow, TombstoneRow
+from assistants_server.db.models import ListedRow, OwnedRow, TombstoneRow
 from assistants_server.kit.errors import InvalidRequestError
 
 RowT = TypeVar("RowT", bound=ListedRow)
@@ -150,9 +150,9 @@ async def _cursor(
     return int(found[0]), int(found[1])
 
 
-async def delete_listed(session: AsyncSession, row: ListedRow) -> None:
+async def delete_listed(session: AsyncSession, row: OwnedRow) -> None:
     """Delete a listed object, leaving a tombstone so cursors naming it keep working."""
     session.add(TombstoneRow(id=row.id, created_at=row.created_at, pk=row.pk,
-                             deleted_at=int(time.time())))
+                             deleted_at=int(time.time()), project_id=row.project_id))
     await session.delete(row)
     await session.flush()

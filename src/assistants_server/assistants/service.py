@@ -13,6 +13,7 @@ from assistants_server.assistants.schemas import CreateAssistantRequest, ModifyA
 from assistants_server.db.models import AssistantRow
 from assistants_server.kit.errors import InvalidRequestError, not_found
 from assistants_server.kit.ids import check_id, new_id
+from assistants_server.kit.metadata import merged_metadata
 from assistants_server.tools.definitions import (
     dump_response_format,
     dump_tool_resources,
@@ -96,7 +97,7 @@ async def modify_assistant(
     if sent & {"tools", "tool_resources"}:
         row.tool_resources = _with_defaults(row.tools, row.tool_resources)
     if "metadata" in sent:
-        row.metadata_ = body.metadata or {}
+        row.metadata_ = merged_metadata(row.metadata_, body.metadata)
     if "temperature" in sent:
         row.temperature = 1.0 if body.temperature is None else body.temperature
     if "top_p" in sent:

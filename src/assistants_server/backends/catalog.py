@@ -11,6 +11,7 @@ backend is configured), or any name when that is empty too.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from typing import Any
@@ -20,7 +21,11 @@ import httpx
 from assistants_server.backends.config import CATCH_ALL
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
 from assistants_server.backends.router import ModelRouter, is_pattern
-from assistants_server.kit.errors import BackendUnavailableError, InvalidRequestError
+from assistants_server.kit.errors import (
+    BackendUnavailableError,
+    InvalidRequestError,
+    PermissionDeniedError,
+)
 
 CATALOGUE_TTL = 30.0
 log = logging.getLogger(__name__)
@@ -34,8 +39,37 @@ class ModelCatalog:
         self._lists: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._failures: dict[str, BackendUnavailableError] = {}
+        # A project's model permissions (`{"mode", "model_ids"}`), in a project's view.
+        self.permissions: dict[str, Any] | None = None
+        self.project_id: str | None = None
+
+    def restricted(self, project_id: str, permissions: dict[str, Any] | None) -> ModelCatalog:
+        """This catalog as `project_id` sees it: the models its permissions allow (sharing
+        this one's cached backend lists)."""
+        if permissions is None:
+            return self
+        view = copy.copy(self)
+        view.project_id, view.permissions = project_id, permissions
+        return view
+
+    def permits(self, name: str) -> bool:
+        if self.permissions is None:
+            return True
+        listed = name in self.permissions["model_ids"]
+        return listed if self.permissions["mode"] == "allow_list" else not listed
+
+    def check_permitted(self, name: str) -> None:
+        """Refuse a model the project may not use, in the hosted service's words (403)."""
+        if not self.permits(name):
+            raise PermissionDeniedError(
+                f"Project `{self.project_id}` does not have access to model `{name}`. An admin "
+                "can change the project's model permissions.", param="model",
+                code="model_not_found")
 
     async def list_models(self) -> list[dict[str, Any]]:
+        return [model for model in await self._all_models() if self.permits(model["id"])]
+
+    async def _all_models(self) -> list[dict[str, Any]]:
         models = [self._model(name, route.owned_by) for route in self.router.config.models
                   for name in route.names if not is_pattern(name)]
         if not self.router.configured:
@@ -56,6 +90,8 @@ class ModelCatalog:
         return models
 
     async def retrieve_model(self, name: str) -> dict[str, Any] | None:
+        if not self.permits(name):
+            return None
         for model in await self.list_models():
             if model["id"] == name:
                 return model
@@ -65,7 +101,9 @@ class ModelCatalog:
         return None
 
     async def check_model(self, name: str) -> None:
-        """Refuse a model no route serves, in the hosted service's words (400 model_not_found)."""
+        """Refuse a model no route serves, in the hosted service's words (400 model_not_found),
+        or one the project may not use (403)."""
+        self.check_permitted(name)
         if not self.router.configured:
             if self.names and name not in self.names:
                 raise _unknown(name, f"This server accepts: {', '.join(self.names)}")

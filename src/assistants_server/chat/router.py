@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from assistants_server.api.deps import ModelsDep
 from assistants_server.backends.chat import BackendError
 from assistants_server.backends.clock import Clock
 from assistants_server.backends.openai_compat import ChatCompletionsBackend
@@ -59,8 +60,9 @@ def _targets(models: ModelRouter, name: str) -> list[Target]:
 
 
 @router.post("/chat/completions")
-async def create_chat_completion(request: Request) -> Response:
+async def create_chat_completion(request: Request, catalog: ModelsDep) -> Response:
     body = await _json_body(request)
+    catalog.check_permitted(body["model"])
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         raise InvalidRequestError("Missing required parameter: 'messages'.", param="messages")
     models: ModelRouter = request.app.state.models
@@ -72,8 +74,9 @@ async def create_chat_completion(request: Request) -> Response:
 
 
 @router.post("/embeddings")
-async def create_embedding(request: Request) -> Response:
+async def create_embedding(request: Request, catalog: ModelsDep) -> Response:
     body = await _json_body(request)
+    catalog.check_permitted(body["model"])
     if "input" not in body:
         raise InvalidRequestError("Missing required parameter: 'input'.", param="input")
     models: ModelRouter = request.app.state.models

@@ -91,9 +91,11 @@ def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any)
 def _private_directory(path: Path) -> None:
     """The data directory, made readable by this server's user only when it makes it (an
     operator's existing directory keeps its mode: it may be shared on purpose)."""
-    if not path.exists():
+    try:
         path.mkdir(mode=0o700, parents=True)
-        path.chmod(0o700)  # whatever the umask
+    except FileExistsError:
+        return  # already there, or another process starting beside this one made it
+    path.chmod(0o700)  # whatever the umask
 
 
 def _sqlite_pragmas(synchronous: str, dbapi_connection: Any, _record: Any) -> None:

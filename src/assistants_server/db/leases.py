@@ -109,6 +109,13 @@ class Leases(Generic[K]):
         now = time.time()
         token = now + self.seconds
         claimable = and_(condition, columns.free(now))
+        if columns.owner is not None:
+            # A row granted to this worker is its to take up (`hold`) once the request that
+            # granted it commits, even if that took longer than the lease; claimed here only
+            # if that never happened within one more lease.
+            claimable = and_(claimable, or_(
+                columns.owner.is_(None), columns.owner != self.owner,
+                columns.expires < now - self.seconds))
         if self._held:
             claimable = and_(claimable, columns.key.not_in(list(self._held)))
         values: dict[Any, Any] = {columns.expires: token}
@@ -135,6 +142,24 @@ class Leases(Generic[K]):
         self._held[key] = expires if expires is not None else time.time() + self.seconds
         self._final.discard(key)
         self._renew_in_background()
+
+    async def confirm(self, key: K) -> bool:
+        """Renew one held row's lease now; False (and the row dropped) when it is no longer
+        this worker's. For a row taken up after its lease may have run out: another worker
+        may have claimed it meanwhile."""
+        async with self._lock:
+            token = time.time() + self.seconds
+            async with self.sessionmaker() as session:
+                kept = await session.scalar(
+                    update(self.columns.table).where(self.mine(key))
+                    .values({self.columns.expires: token}).returning(self.columns.key)
+                    .execution_options(synchronize_session=False))
+                await session.commit()
+            if kept is not None:
+                self._held[key] = token
+        if kept is None:
+            self.drop(key)
+        return kept is not None
 
     def drop(self, key: K) -> None:
         """Forget `key` (its work is over): no renewal, no release; the row is left as is."""

@@ -2,11 +2,14 @@
 
 Every table has an integer `pk` that grows with insertion order beside the public string `id`.
 Lists sort by `(created_at, pk)`: timestamps have one-second resolution, so `pk` breaks ties and
-keeps cursors exact. Wire shapes live in each resource's `schemas` module, never here.
+keeps cursors exact. Wire shapes live in each resource's `schemas` module, never here. Every
+object a client makes is `Owned` by a project (db/tenancy.py); projects and their keys are in
+db/access.py.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
+from assistants_server.db.tenancy import Owned
 from assistants_server.tokens import message_tokens
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), not BIGINT.
@@ -46,11 +50,20 @@ class ListedRow(Base):
     id: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", Json, default=dict)
+    # When the row last changed (every ORM and Core UPDATE sets it); NULL until it first does.
+    # What `export --since` selects by (transfer/).
+    updated_at: Mapped[int | None] = mapped_column(BigInteger, onupdate=lambda: int(time.time()))
 
 
-class AssistantRow(ListedRow):
+class OwnedRow(Owned, ListedRow):
+    """A listed object that belongs to a project: everything a client makes."""
+
+    __abstract__ = True
+
+
+class AssistantRow(OwnedRow):
     __tablename__ = "assistants"
-    __table_args__ = (Index("ix_assistants_order", "created_at", "pk"),)
+    __table_args__ = (Index("ix_assistants_order", "project_id", "created_at", "pk"),)
 
     name: Mapped[str | None] = mapped_column(String(256))
     description: Mapped[str | None] = mapped_column(String(512))
@@ -64,13 +77,14 @@ class AssistantRow(ListedRow):
     reasoning_effort: Mapped[str | None] = mapped_column(String(16))
 
 
-class ThreadRow(ListedRow):
+class ThreadRow(OwnedRow):
     __tablename__ = "threads"
+    __table_args__ = (Index("ix_threads_order", "project_id", "created_at", "pk"),)
 
     tool_resources: Mapped[dict[str, Any] | None] = mapped_column(Json, default=dict)
 
 
-class MessageRow(ListedRow):
+class MessageRow(OwnedRow):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_thread_order", "thread_id", "created_at", "pk"),
@@ -109,7 +123,7 @@ def _recount_message(_mapper: Mapper[Any], _connection: Connection, row: Message
         row.token_count = message_tokens(row.role or "", row.content or [])
 
 
-class RunRow(ListedRow):
+class RunRow(OwnedRow):
     """A run, with the configuration it snapshotted at creation and its executor lease.
 
     `active_thread_id` equals `thread_id` while the run is active and is NULL once terminal;
@@ -120,6 +134,7 @@ class RunRow(ListedRow):
     __table_args__ = (
         Index("ix_runs_thread_order", "thread_id", "created_at", "pk"),
         Index("ix_runs_claim", "status", "lease_expires_at"),
+        Index("ix_runs_project_model_created", "project_id", "model", "created_at"),
     )
 
     thread_id: Mapped[str] = mapped_column(
@@ -158,6 +173,8 @@ class RunRow(ListedRow):
     # how often it was queued again because the process driving it died.
     streamed: Mapped[bool] = mapped_column(default=False, server_default=false())
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The W3C trace context of the request that queued it, when tracing is on (tracing.py).
+    trace_context: Mapped[dict[str, Any] | None] = mapped_column(Json)
     # Optimistic locking: the API (cancel, tool outputs) and the executor change the same run
     # concurrently; an update made from a stale read fails instead of overwriting the other.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -169,9 +186,10 @@ class RunRow(ListedRow):
         return frozenset(self.step_include or ())
 
 
-class RunStepRow(ListedRow):
+class RunStepRow(OwnedRow):
     __tablename__ = "run_steps"
-    __table_args__ = (Index("ix_run_steps_run_order", "run_id", "created_at", "pk"),)
+    __table_args__ = (Index("ix_run_steps_run_order", "run_id", "created_at", "pk"),
+                      Index("ix_run_steps_project_created", "project_id", "created_at"))
 
     run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))
     thread_id: Mapped[str] = mapped_column(String(64))
@@ -187,7 +205,7 @@ class RunStepRow(ListedRow):
     usage: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
-class TombstoneRow(Base):
+class TombstoneRow(Owned, Base):
     """Where a deleted listed object sat in its list, so a cursor naming it still works: the
     SDK pages with `after=<last id of the previous page>`, and a loop that deletes what it
     lists names a deleted object in every request after the first page."""
@@ -200,13 +218,13 @@ class TombstoneRow(Base):
     deleted_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
-class FileRow(ListedRow):
+class FileRow(OwnedRow):
     """An uploaded file's record; its bytes are in the blob store under its id."""
 
     __tablename__ = "files"
     __table_args__ = (
-        Index("ix_files_order", "created_at", "pk"),
-        Index("ix_files_purpose_order", "purpose", "created_at", "pk"),
+        Index("ix_files_order", "project_id", "created_at", "pk"),
+        Index("ix_files_purpose_order", "project_id", "purpose", "created_at", "pk"),
         Index("ix_files_expires_at", "expires_at"),
     )
 
@@ -218,12 +236,12 @@ class FileRow(ListedRow):
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class VectorStoreRow(ListedRow):
+class VectorStoreRow(OwnedRow):
     """A vector store. Its file counts, usage and in-progress status are read from its files'
     rows when it is shown, so no counter can drift from what they say."""
 
     __tablename__ = "vector_stores"
-    __table_args__ = (Index("ix_vector_stores_order", "created_at", "pk"),
+    __table_args__ = (Index("ix_vector_stores_order", "project_id", "created_at", "pk"),
                       Index("ix_vector_stores_expires_at", "expires_at"))
 
     name: Mapped[str | None] = mapped_column(String(256))
@@ -233,7 +251,7 @@ class VectorStoreRow(ListedRow):
     last_active_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class VectorStoreFileRow(ListedRow):
+class VectorStoreFileRow(OwnedRow):
     """A file attached to a vector store; `id` is the file's id, unique within the store.
     `lease_expires_at` marks the ingestion worker that is indexing it, as runs are leased."""
 
@@ -258,7 +276,7 @@ class VectorStoreFileRow(ListedRow):
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
-class VectorStoreFileBatchRow(ListedRow):
+class VectorStoreFileBatchRow(OwnedRow):
     """A batch of files added together; its counts are read from the files naming it."""
 
     __tablename__ = "vector_store_file_batches"

@@ -29,11 +29,12 @@ from assistants_server import metrics
 from assistants_server.backends.chat import ChatBackend, ModelProfile
 from assistants_server.db.leases import RUNS, Leases
 from assistants_server.db.models import RunRow
+from assistants_server.db.tenancy import for_project
 from assistants_server.engine.runner import drive_run
 from assistants_server.events.bus import EventBus
 from assistants_server.logs import RUN_ID, THREAD_ID
-from assistants_server.runs.failures import DIED, FAULT
-from assistants_server.runs.lifecycle import end_run, hand_back, on_fresh_state
+from assistants_server.runs.failures import FAULT
+from assistants_server.runs.lifecycle import end_run, hand_back, on_fresh_state, take_over
 from assistants_server.runs.outbox import Outbox
 from assistants_server.tools.base import ToolServices
 from assistants_server.waiting import wait_set
@@ -41,8 +42,6 @@ from assistants_server.waiting import wait_set
 log = logging.getLogger(__name__)
 
 TOMBSTONE_SECONDS = 86_400
-# Times a run nobody streams is queued again after the process driving it died.
-MAX_RETRIES = 2
 
 class Executor:
     def __init__(
@@ -174,21 +173,26 @@ class Executor:
 
     def adopt(self, run_id: str, known: RunRow | None = None) -> None:
         """Drive a run this process leased when it was queued: now if there is room, else
-        before any other claim. `known`: the run as just committed, to start without a read."""
-        self.leases.hold(run_id, known.lease_expires_at if known is not None else None)
+        before any other claim. `known`: the run as just committed, to start without a read.
+        A lease that may run out before its renewal (its request took long to commit), and
+        any run that waited for room, is confirmed first: another process may have it."""
+        expires = known.lease_expires_at if known is not None else None
+        lapsing = expires is None or expires - time.time() < self.lease_seconds / 3
+        self.leases.hold(run_id, None if lapsing else expires)
         if len(self.tasks) < self.concurrency and not self.adopted:
-            self._start(run_id, known)
+            self._start(run_id, None if lapsing else known, confirm=lapsing)
         else:
             self.adopted.append(run_id)
             self._wakeup.set()
 
-    def _start(self, run_id: str, known: RunRow | None = None) -> None:
-        self.tasks[run_id] = asyncio.create_task(self._drive(run_id, known), name=run_id)
+    def _start(self, run_id: str, known: RunRow | None = None, confirm: bool = False) -> None:
+        self.tasks[run_id] = asyncio.create_task(self._drive(run_id, known, confirm),
+                                                 name=run_id)
 
     async def claim(self) -> list[str]:
         """Claim and start as many queued runs as there is room for, adopted ones first."""
         while self.adopted and len(self.tasks) < self.concurrency:
-            self._start(self.adopted.popleft())
+            self._start(self.adopted.popleft(), confirm=True)
         free = self.concurrency - len(self.tasks)
         if free <= 0:
             self._backlog = True  # not looked: some may be waiting
@@ -201,14 +205,22 @@ class Executor:
             self._start(run_id)
         return claimed
 
-    async def _drive(self, run_id: str, known: RunRow | None = None) -> None:
+    async def _drive(self, run_id: str, known: RunRow | None, confirm: bool) -> None:
         RUN_ID.set(run_id)  # on every log line of this task
         if known is not None:
             THREAD_ID.set(known.thread_id)
         metrics.RUNS_ACTIVE.inc()
         try:
-            await drive_run(self.sessionmaker, self.backend, run_id, self.profiles,
-                            self.bus, self.services, known)
+            if confirm and not await self.leases.confirm(run_id):
+                log.info("run %s was claimed by another process before it started here",
+                         run_id)
+                return
+            # The run's own project: what it reads and writes is that project's only.
+            project_id = known.project_id if known is not None else await self._project_of(run_id)
+            if project_id is None:
+                return  # deleted meanwhile
+            await drive_run(for_project(self.sessionmaker, project_id), self.backend, run_id,
+                            self.profiles, self.bus, self.services, known)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -223,6 +235,10 @@ class Executor:
                     self.leases.drop(run_id)
             if self._backlog or self.adopted:  # room for a run that is waiting
                 self._wakeup.set()
+
+    async def _project_of(self, run_id: str) -> str | None:
+        async with self.sessionmaker() as session:
+            return await session.scalar(select(RunRow.project_id).where(RunRow.id == run_id))
 
     async def _fail(self, run_id: str) -> None:
         """A fault of ours, not the model's: the stream gets the `error` event, then the run
@@ -252,23 +268,6 @@ class Executor:
                     task := self.tasks.get(run_id)) is not None:
                 task.cancel()
 
-    async def _orphaned(self, session: AsyncSession, run: RunRow, now: int,
-                        outbox: Outbox) -> None:
-        """A run whose process died. Nobody streams it, so no token of the lost turn reached
-        a client: it is queued again, up to MAX_RETRIES times; else it ends as it must."""
-        if run.status == "cancelling":
-            log.warning("run %s lost its process (%s) while cancelling", run.id, run.lease_owner)
-            await end_run(session, run, "cancelled", now, outbox)
-        elif not run.streamed and run.retries < MAX_RETRIES:
-            run.retries += 1
-            log.warning("run %s lost its process (%s) before any token reached a client: "
-                        "queued again (retry %d of %d)", run.id, run.lease_owner, run.retries,
-                        MAX_RETRIES)
-            await hand_back(session, run, now, outbox)
-        else:
-            log.warning("run %s lost its process (%s): failed", run.id, run.lease_owner)
-            await end_run(session, run, "failed", now, outbox, last_error=DIED)
-
     async def sweep(self) -> None:
         """Expire overdue runs, fail runs of dead processes (their leases ran out), run the
         other clean-ups."""
@@ -289,7 +288,7 @@ class Executor:
                     continue
                 if self.bus is not None:
                     await self.bus.refresh(run.id)
-                await self._orphaned(session, run, int(now), outbox)
+                await take_over(session, run, int(now), outbox)
             await session.commit()
         await outbox.publish()
         for sweeper in self.sweepers:

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistants_server import tracing
 from assistants_server.backends.chat import ASKED_FOR, BackendError, ChatBackend
 from assistants_server.db.models import RunRow
 from assistants_server.engine.answer import Prefetched
@@ -56,7 +57,15 @@ async def drive_run(
     queued it committed it, so that starting it needs no read (a retry, the run having moved
     meanwhile, reads it afresh)."""
     ASKED_FOR.set(f"run {run_id}")  # named in the backends' log lines
-    services = services or ToolServices()
+    with tracing.run_span(run_id, await tracing.context_of(sessionmaker, run_id, known)):
+        await _drive(sessionmaker, backend, run_id, profiles, bus, services or ToolServices(),
+                     known)
+
+
+async def _drive(
+    sessionmaker: async_sessionmaker[AsyncSession], backend: ChatBackend, run_id: str,
+    profiles: Profiles, bus: EventBus | None, services: ToolServices, known: RunRow | None,
+) -> None:
     first = [known] if known is not None else []
     started = await on_fresh_state(
         lambda: begin(sessionmaker, backend, bus, run_id, profiles, blobs=services.blobs,

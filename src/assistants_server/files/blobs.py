@@ -1,8 +1,10 @@
 """The `BlobStore`: where uploaded files' bytes live, apart from the database.
 
-The local store keeps one file per key under a directory (the data directory's `files/` by
-default). A write goes to a temporary name first and is renamed into place, so a reader never
-sees half a file and a crash leaves at most a stray temporary file.
+`blob_store(settings)` is the store a server keeps its files in: an S3-compatible bucket
+(`files/s3.py`) when `ASSISTANTS_BLOB_URL` names one, else the local store, which keeps one
+file per key under a directory (the data directory's `files/`). A local write goes to a
+temporary name first and is renamed into place, so a reader never sees half a file and a crash
+leaves at most a stray temporary file.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from assistants_server.config import Settings
 
 CHUNK = 1 << 20
 TEMPORARY = ".upload-"  # the name of a file being written, before its rename
 
 
 class BlobStore(Protocol):
-    async def put(self, key: str, source: BinaryIO) -> int:
+    async def put(self, key: str, source: IO[bytes]) -> int:
         """Store what `source` holds (read to its end); returns the number of bytes."""
         ...
 
@@ -35,19 +40,33 @@ class BlobStore(Protocol):
         ...
 
 
+def blob_store(settings: Settings) -> BlobStore:
+    """Where a server with these settings keeps its files' bytes."""
+    if settings.blob_url:
+        from assistants_server.files.s3 import S3BlobStore
+
+        return S3BlobStore(settings.blob_url, settings.s3_endpoint_url)
+    return LocalBlobStore.of(settings)
+
+
 class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @classmethod
+    def of(cls, settings: Settings) -> LocalBlobStore:
+        """The store a server with these settings keeps its files in: `<data dir>/files`."""
+        return cls(settings.data_dir / "files")
 
     def _path(self, key: str) -> Path:
         if not key or "/" in key or key.startswith("."):
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key
 
-    async def put(self, key: str, source: BinaryIO) -> int:
+    async def put(self, key: str, source: IO[bytes]) -> int:
         return await asyncio.to_thread(self._put, key, source)
 
-    def _put(self, key: str, source: BinaryIO) -> int:
+    def _put(self, key: str, source: IO[bytes]) -> int:
         """Durable before the record that names it commits: the bytes are synced, then the
         rename, then the directory that holds it. Readable by this server's user only."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -91,7 +110,7 @@ class LocalBlobStore:
         return self._chunks(handle)
 
     @staticmethod
-    async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+    async def _chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
         try:
             while chunk := await asyncio.to_thread(handle.read, CHUNK):
                 yield chunk

@@ -24,9 +24,11 @@ class APIError(Exception):
     status_code = 400
     error_type = "invalid_request_error"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
+        self.headers = headers  # sent with the answer (a rate limit's x-ratelimit-*)
         self.param = param
         self.code = code
 
@@ -42,8 +44,17 @@ class AuthenticationError(APIError):
     status_code = 401
 
 
+class PermissionDeniedError(APIError):
+    status_code = 403
+
+
 class NotFoundError(APIError):
     status_code = 404
+
+
+class RateLimitError(APIError):
+    status_code = 429
+    error_type = "requests"
 
 
 class PayloadTooLargeError(APIError):
@@ -68,8 +79,8 @@ def file_too_large(limit: int, size: int | None = None) -> PayloadTooLargeError:
         "(ASSISTANTS_MAX_UPLOAD_BYTES).", param="file", code="file_too_large")
 
 
-def not_found(kind: str, object_id: str) -> NotFoundError:
-    return NotFoundError(f"No {kind} found with id '{object_id}'.")
+def not_found(kind: str, object_id: str, param: str | None = None) -> NotFoundError:
+    return NotFoundError(f"No {kind} found with id '{object_id}'.", param=param)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -107,7 +118,7 @@ def out_of_space(exc: BaseException | None) -> bool:
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
-    headers = {"x-should-retry": "false"} if exc.status_code >= 500 else None
+    headers = {"x-should-retry": "false"} if exc.status_code >= 500 else exc.headers
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 

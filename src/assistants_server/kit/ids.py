@@ -9,7 +9,7 @@ from typing import Literal
 _ALPHABET = string.ascii_letters + string.digits
 
 Prefix = Literal["asst_", "thread_", "msg_", "run_", "step_", "call_", "file-", "vs_", "vsfb_",
-                 "chatcmpl-"]
+                 "chatcmpl-", "proj_", "key_", "svc_acct_"]
 
 
 def new_id(prefix: Prefix) -> str:

@@ -2,11 +2,12 @@
 
 Used by the API (cancel), the runner (complete, fail, incomplete, cancelled) and the sweeper
 (expired, or failed when the process driving it died), so a run never ends half-way; and
-handing a run back, queued again, when the process driving it stops.
+handing a run back, queued again, when the process driving it stops or died.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -22,10 +23,14 @@ from assistants_server.db.states import (
     transition_run,
     transition_step,
 )
-from assistants_server.runs.failures import LastError
+from assistants_server.runs.failures import DIED, LastError
 from assistants_server.runs.outbox import Outbox
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Times a run nobody streams is queued again after the process driving it died.
+MAX_RETRIES = 2
 
 _MESSAGE_REASON = {"cancelled": "run_cancelled", "failed": "run_failed",
                    "expired": "run_expired", "incomplete": "max_tokens"}
@@ -84,6 +89,24 @@ async def hand_back(session: AsyncSession, run: RunRow, now: int, outbox: Outbox
         RunStepRow.run_id == run.id, RunStepRow.status == "in_progress"))
     transition_run(run, "queued", now)
     outbox.run(run)
+
+
+async def take_over(session: AsyncSession, run: RunRow, now: int, outbox: Outbox) -> None:
+    """A run whose process died (its lease ran out). Nobody streams it, so no token of the
+    lost turn reached a client: it is queued again, up to MAX_RETRIES times; else it ends as
+    it must."""
+    if run.status == "cancelling":
+        log.warning("run %s lost its process (%s) while cancelling", run.id, run.lease_owner)
+        await end_run(session, run, "cancelled", now, outbox)
+    elif not run.streamed and run.retries < MAX_RETRIES:
+        run.retries += 1
+        log.warning("run %s lost its process (%s) before any token reached a client: "
+                    "queued again (retry %d of %d)", run.id, run.lease_owner, run.retries,
+                    MAX_RETRIES)
+        await hand_back(session, run, now, outbox)
+    else:
+        log.warning("run %s lost its process (%s): failed", run.id, run.lease_owner)
+        await end_run(session, run, "failed", now, outbox, last_error=DIED)
 
 
 async def on_fresh_state(

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.api.deps import ModelsDep, SessionDep, SettingsDep
+from assistants_server.api.deps import (
+    ModelsDep,
+    ProjectDep,
+    SessionDep,
+    SettingsDep,
+    project_of,
+)
 from assistants_server.api.pagination import ListPage, ListQueryDep, page_of
 from assistants_server.config import Settings
 from assistants_server.db.models import RunRow, ThreadRow
@@ -23,6 +29,7 @@ from assistants_server.events.sse import event_stream, snapshot_stream
 from assistants_server.kit.errors import InvalidRequestError
 from assistants_server.kit.uow import after_commit
 from assistants_server.runs import service
+from assistants_server.runs.limits import within_limits
 from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.schemas import (
     CreateRunRequest,
@@ -136,13 +143,15 @@ IncludeDep = Annotated[frozenset[str], Depends(_include)]
 @router.post(RUNS, response_model=Run)
 async def create_run(
     thread_id: str, body: CreateRunRequest, session: SessionDep, settings: SettingsDep,
-    models: ModelsDep, request: Request, include: IncludeDep, background: BackgroundTasks,
+    models: ModelsDep, project: ProjectDep, request: Request, include: IncludeDep,
+    background: BackgroundTasks,
 ) -> Any:
     if body.model is not None:
         await models.check_model(body.model)
     lease = _lease(request, settings, body.stream)
     run = await service.create_run(session, thread_id, body, settings.run_lifetime_seconds,
                                    lease, include)
+    await within_limits(project, session, models, run)
     if body.stream:
         await _bus(request).watch(run.id)
     return await _respond(request, session, settings, run, lease, _started(_bus(request), run),
@@ -152,13 +161,14 @@ async def create_run(
 @router.post("/v1/threads/runs", response_model=Run)
 async def create_thread_and_run(
     body: CreateThreadAndRunRequest, session: SessionDep, settings: SettingsDep,
-    models: ModelsDep, request: Request, background: BackgroundTasks,
+    models: ModelsDep, project: ProjectDep, request: Request, background: BackgroundTasks,
 ) -> Any:
     if body.model is not None:
         await models.check_model(body.model)
     lease = _lease(request, settings, body.stream)
     thread, run = await service.create_thread_and_run(session, body,
                                                       settings.run_lifetime_seconds, lease)
+    await within_limits(project, session, models, run)
     if body.stream:
         await _bus(request).watch(run.id)
     outbox = _started(_bus(request), run, thread)
@@ -202,7 +212,7 @@ router.add_route(RUNS + "/{run_id}", retrieve_run, methods=["GET"], include_in_s
 
 
 async def _read_run(request: Request, thread_id: str, run_id: str) -> RunRow:
-    async with request.app.state.read_sessionmaker() as session:
+    async with request.app.state.read_sessionmaker(info=project_of(request)) as session:
         return await service.get_run(session, thread_id, run_id)
 
 

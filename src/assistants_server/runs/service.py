@@ -23,6 +23,7 @@ from assistants_server.db.states import (
 )
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError, not_found
 from assistants_server.kit.ids import check_id, new_id
+from assistants_server.kit.metadata import merged_metadata
 from assistants_server.runs.lifecycle import end_run, on_fresh_state
 from assistants_server.runs.outbox import Outbox
 from assistants_server.runs.schemas import (
@@ -77,10 +78,13 @@ async def create_run(
         if (active := await active_run_id(session, thread_id)) is not None:
             raise _already_active(thread_id, active)
         await add_messages(session, thread, body.additional_messages)
+    else:  # read in the caller's project: the foreign key alone would take another project's
+        await get_thread(session, thread_id)
     instructions = _instructions(body, assistant)
     if body.additional_instructions:
-        instructions = f"{instructions}\n\n{body.additional_instructions}".lstrip("\n")
-    # The thread is not read: the run's foreign key refuses a thread that does not exist.
+        # One space, as a compatibility suite checked against the hosted service in 2024
+        # expects of the run's `instructions` (its reference says only "appends").
+        instructions = f"{instructions} {body.additional_instructions}".lstrip()
     return await _insert_run(session, thread_id, assistant, body, instructions, lifetime,
                              reasoning_effort=body.reasoning_effort, lease=lease,
                              include=include)
@@ -193,7 +197,7 @@ async def modify_run(
 ) -> RunRow:
     run = await get_run(session, thread_id, run_id)
     if "metadata" in body.model_fields_set:
-        run.metadata_ = body.metadata or {}
+        run.metadata_ = merged_metadata(run.metadata_, body.metadata)
     await session.flush()
     return run
 

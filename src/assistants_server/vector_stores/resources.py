@@ -9,7 +9,8 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistants_server.db.models import ThreadRow, VectorStoreRow
+from assistants_server.db.models import FileRow, ThreadRow, VectorStoreRow
+from assistants_server.kit.errors import not_found
 from assistants_server.tools.definitions import ToolResources
 from assistants_server.vector_stores.schemas import CreateVectorStoreRequest, ExpiresAfter
 from assistants_server.vector_stores.service import (
@@ -23,7 +24,10 @@ THREAD_STORE_DAYS = 7
 
 
 async def create_inline_stores(session: AsyncSession, resources: ToolResources | None) -> None:
-    """Make the stores described in `vector_stores` and name them in `vector_store_ids`."""
+    """Check that the stores and files `resources` names exist (in the caller's project: the
+    session sees no other), then make the stores described in `vector_stores` and name them
+    in `vector_store_ids`."""
+    await _check_exist(session, resources)
     section = resources.file_search if resources is not None else None
     if section is None or not section.vector_stores:
         return
@@ -36,6 +40,25 @@ async def create_inline_stores(session: AsyncSession, resources: ToolResources |
             session, request, where=f"tool_resources.file_search.vector_stores[{i}].")
         section.vector_store_ids.append(store.id)
     section.vector_stores = None
+
+
+async def _check_exist(session: AsyncSession, resources: ToolResources | None) -> None:
+    if resources is None:
+        return
+    where = "tool_resources"
+    if resources.file_search is not None:
+        for i, store_id in enumerate(resources.file_search.vector_store_ids):
+            found = await session.scalar(
+                select(VectorStoreRow.pk).where(VectorStoreRow.id == store_id))
+            if found is None:
+                raise not_found("vector store", store_id,
+                                f"{where}.file_search.vector_store_ids[{i}]")
+    if resources.code_interpreter is not None:
+        wanted = resources.code_interpreter.file_ids
+        found_ids = set(await session.scalars(select(FileRow.id).where(FileRow.id.in_(wanted))))
+        for i, file_id in enumerate(wanted):
+            if file_id not in found_ids:
+                raise not_found("file", file_id, f"{where}.code_interpreter.file_ids[{i}]")
 
 
 async def attach_to_thread(session: AsyncSession, thread: ThreadRow, file_ids: list[str]) -> None:

@@ -26,6 +26,7 @@ from assistants_server.db.models import (
 from assistants_server.files.service import get_file
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError
 from assistants_server.kit.ids import check_id, new_id
+from assistants_server.kit.metadata import merged_metadata
 from assistants_server.retrieval.chunking import resolve_chunking_strategy
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.vector_stores.schemas import (
@@ -95,7 +96,7 @@ async def modify_vector_store(
     if "name" in sent:
         store.name = body.name
     if "metadata" in sent:
-        store.metadata_ = body.metadata or {}
+        store.metadata_ = merged_metadata(store.metadata_, body.metadata)
     if "expires_after" in sent:
         store.expires_after = body.expires_after.model_dump() if body.expires_after else None
         _expiry(store)

@@ -12,6 +12,7 @@ from assistants_server.db.models import MessageRow, ThreadRow
 from assistants_server.db.states import COMPLETED
 from assistants_server.kit.errors import InvalidRequestError, not_found
 from assistants_server.kit.ids import check_id, new_id
+from assistants_server.kit.metadata import merged_metadata
 from assistants_server.threads.messages.schemas import (
     CreateMessageRequest,
     ModifyMessageRequest,
@@ -103,7 +104,7 @@ async def modify_message(
 ) -> MessageRow:
     row = await get_message(session, thread_id, message_id)
     if "metadata" in body.model_fields_set:
-        row.metadata_ = body.metadata or {}
+        row.metadata_ = merged_metadata(row.metadata_, body.metadata)
     await session.flush()
     return row
 
