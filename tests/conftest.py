@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from assistants_server.app import create_app
 from assistants_server.config import Settings
 from assistants_server.db.migrate import run_blocking, upgrade_to_head
+from assistants_server.sandbox import quota
 
 POSTGRES_URL = os.environ.get(
     "ASSISTANTS_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -191,6 +192,15 @@ def make_settings(kind: str, tmp_path: Path, **overrides: Any) -> Iterator[Setti
         yield settings
     finally:
         run_blocking(_drop_schema(schema))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_sandbox_mount_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory
+                                         ) -> Iterator[None]:
+    """Servers the tests kill outright leave their sessions' /mnt/data mounts (root only) in
+    this machine's mount table, as a crashed server would until the next one starts there."""
+    yield
+    quota.unmount_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

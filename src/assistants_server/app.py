@@ -71,6 +71,7 @@ async def _start_sandbox(settings: Settings) -> LocalSandbox | None:
     unavailable) where isolation does not work and the operator did not opt out of it."""
     limits = Limits(wall_seconds=settings.code_interpreter_timeout_seconds,
                     memory_bytes=settings.code_interpreter_memory_mb << 20,
+                    disk_bytes=settings.code_interpreter_disk_mb << 20,
                     idle_seconds=settings.code_interpreter_idle_seconds)
     # A directory per process: sessions belong to the process that started them.
     directory = await asyncio.to_thread(process_directory, settings.data_dir / "sandboxes")

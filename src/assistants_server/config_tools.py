@@ -47,6 +47,13 @@ class ToolSettings(BaseSettings):
     code_interpreter_memory_mb: int = Field(
         1024, ge=64, description="Memory limit of each code_interpreter process, in MiB.",
     )
+    code_interpreter_disk_mb: int = Field(
+        512, ge=1,
+        description="What each code_interpreter session's /mnt/data may hold, in MiB, the "
+        "files put there for it included. Run as root, the server mounts a memory-backed "
+        "filesystem of this size there (count it with the memory limit); otherwise it measures "
+        "after each execution and removes what an execution wrote past it.",
+    )
     code_interpreter_idle_seconds: float = Field(
         1200.0, gt=0,
         description="A thread's Python session unused this long is closed (its variables "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from assistants_server.sandbox import Limits, LocalSandbox
+from assistants_server.sandbox import Limits, LocalSandbox, quota
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -202,6 +202,7 @@ async def test_sessions_die_with_the_server(tmp_path: Path) -> None:
     server.kill()
     await server.wait()
     assert await all_gone(processes)
+    quota.unmount_under(tmp_path)  # what the next server's start would do
 
 
 UNPRIVILEGED_SERVER = """

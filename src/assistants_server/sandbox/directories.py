@@ -14,6 +14,8 @@ import shutil
 import socket
 from pathlib import Path
 
+from . import quota
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,7 @@ def remove_dead(parent: Path, host: str) -> list[Path]:
         owner, _, pid = name.rpartition("-") if "-" in name else (host, "", name)
         if owner != host or not pid.isdigit() or _running(int(pid)):
             continue
+        quota.unmount_under(directory)  # its sessions' /mnt/data mounts, as root
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)
     if removed:

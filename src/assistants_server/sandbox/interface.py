@@ -60,6 +60,10 @@ class Limits:
     """Longer logs keep their head and tail around a note saying how much was left out."""
     tmp_bytes: int = 256 << 20
     """Size of the session's private /tmp and /dev/shm (memory-backed)."""
+    disk_bytes: int = 512 << 20
+    """Bytes the session's /mnt/data may hold, the files put there included: a memory-backed
+    mount of this size when the server runs as root, measured after each execution otherwise
+    (see `quota`)."""
     idle_seconds: float = 1200.0
     """A session unused this long is closed by `reap_idle` (processes and files)."""
     start_seconds: float = 15.0

@@ -199,8 +199,9 @@ def set_dumpable(dumpable: bool) -> None:
 
 
 def supervise(worker: int) -> None:
-    """Be the namespace's init: reap orphans, and exit when the worker exits or the server
-    goes away (our stdin, the request pipe, hangs up), which kills the whole namespace."""
+    """Be the namespace's init: reap orphans, continue the worker (which stops itself between
+    requests) once a request is waiting on the pipe, and exit when the worker exits or the
+    server goes away (the request pipe hangs up), which kills the whole namespace."""
     set_dumpable(False)  # the worker runs as the same uid: keep it from ptracing init
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (1, 2):
@@ -213,29 +214,37 @@ def supervise(worker: int) -> None:
     poller.register(0, 0)  # POLLHUP is always reported: the server closed the pipe
     poller.register(wake_r, select.POLLIN)
     while True:
-        events = poller.poll(1000)
-        if any(fd == 0 for fd, _ in events):
-            os._exit(0)
-        for fd, _ in events:
-            if fd == wake_r:
-                os.read(wake_r, 512)
-        status = _reap(worker)
+        status, stopped = _reap(worker)
         if status is not None:
             code = os.waitstatus_to_exitcode(status)
             os._exit(128 - code if code < 0 else code)  # like a shell: 128 + signal
+        if stopped:  # listen for the next request (not before: the worker reads it)
+            poller.modify(0, select.POLLIN)
+        events = poller.poll(1000)
+        for fd, revents in events:
+            if fd == 0 and revents & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                os._exit(0)
+            if fd == 0:  # a request: the worker's turn
+                poller.modify(0, 0)
+                os.kill(worker, signal.SIGCONT)
+            if fd == wake_r:
+                os.read(wake_r, 512)
 
 
-def _reap(worker: int) -> int | None:
-    """Collect every exited child; the worker's wait status if it was among them."""
-    found = None
+def _reap(worker: int) -> tuple[int | None, bool]:
+    """Collect every exited child: the worker's wait status if it was among them, and whether
+    the worker has stopped (itself, after answering)."""
+    found, stopped = None, False
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED)
         except ChildProcessError:
-            return found
+            return found, stopped
         if pid == 0:
-            return found
-        if pid == worker:
+            return found, stopped
+        if pid == worker and os.WIFSTOPPED(status):
+            stopped = True
+        elif pid == worker:
             found = status
 
 

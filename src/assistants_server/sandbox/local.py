@@ -6,6 +6,7 @@ and shutdown."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -15,8 +16,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import launch, workdir
+from . import launch, quota, workdir
 from .interface import (
+    WORK_DIR,
     ExecutionResult,
     Isolation,
     IsolationUnavailable,
@@ -83,6 +85,7 @@ class LocalSandbox:
         self._installation: launch.Installation | None = None
         self._checked = False
         self._closed = False
+        self._mounts_quota = self.mode == "root"  # else `_within_quota` after each execution
 
     async def check(self) -> None:
         """Raise IsolationUnavailable, saying why, unless a session starts isolated here."""
@@ -124,7 +127,8 @@ class LocalSandbox:
         try:
             async with asyncio.timeout(wall):
                 reply = await worker.call({"op": "exec", "code": code})
-            return parse_reply(reply, self.limits.max_output_chars)
+            result = parse_reply(reply, self.limits.max_output_chars)
+            return result if self._mounts_quota else await self._within_quota(session, result)
         except TimeoutError:
             lost = f"Execution timed out after {wall:g} s"
         except EOFError:
@@ -143,6 +147,15 @@ class LocalSandbox:
             logs="", error=f"{lost}; the session was restarted and its variables were lost.",
             restarted=True)
 
+    async def _within_quota(self, session: _Session, result: ExecutionResult) -> ExecutionResult:
+        """Without a mount to stop them, writes past the quota are found after the execution."""
+        note = await asyncio.to_thread(
+            workdir.trim_to_quota, session.directory, self.limits.disk_bytes, result.files)
+        if note is None:
+            return result
+        error = f"{result.error}\n{note}" if result.error else note
+        return dataclasses.replace(result, files=[], error=error)
+
     async def _start(self, session: _Session) -> WorkerProcess:
         installation = await self._prepare()
         config = launch.session_config(
@@ -152,7 +165,7 @@ class LocalSandbox:
             return await WorkerProcess.start(
                 launch.command(self.mode, installation),
                 launch.environment(self.mode, installation, session.directory),
-                config, self.limits.start_seconds)
+                config, self.limits.start_seconds, hold=self.mode == "none")
         except SandboxError as exc:
             if self.mode == "none":
                 raise
@@ -192,13 +205,23 @@ class LocalSandbox:
             owner = None if self.uid_base is None else (self.uid_base + slot,) * 2
             directory = self.root_dir / name
             try:
-                await asyncio.to_thread(workdir.create, directory, owner)
+                await asyncio.to_thread(self._create_directory, directory, owner)
             except BaseException:
                 self._free_slots.append(slot)
                 raise
             session = _Session(session_key, directory, slot, owner)
             self._sessions[session_key] = session
             return session
+
+    def _create_directory(self, directory: Path, owner: workdir.Owner) -> None:
+        if self._mounts_quota:
+            try:
+                return workdir.create(directory, owner, self.limits.disk_bytes)
+            except OSError as exc:  # e.g. a container without CAP_SYS_ADMIN
+                logger.warning("%s; /mnt/data quotas are measured after each execution instead",
+                               exc)
+                self._mounts_quota = False
+        workdir.create(directory, owner)
 
     async def _take_slot(self) -> int:
         if not self._free_slots:
@@ -223,6 +246,11 @@ class LocalSandbox:
 
     async def put_file(self, session_key: str, name: str, data: bytes) -> str:
         session = await self._open(session_key)
+        limit = self.limits.disk_bytes
+        room = limit - await asyncio.to_thread(quota.usage, session.directory)
+        if len(data) > room:
+            raise SandboxError(f"{name} ({len(data) >> 20} MiB) does not fit in {WORK_DIR}, "
+                               f"which has {max(room, 0) >> 20} MiB of its {limit >> 20} MiB left")
         return await asyncio.to_thread(workdir.put, session.directory, name, data, session.owner)
 
     async def read_file(self, session_key: str, path: str) -> bytes:

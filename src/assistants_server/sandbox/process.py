@@ -16,14 +16,17 @@ from .launch import SessionConfig
 
 
 class WorkerProcess:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, *, hold: bool) -> None:
         self.proc = proc
+        self.hold = hold
 
     @classmethod
     async def start(cls, argv: list[str], env: dict[str, str], config: SessionConfig,
-                    ready_within: float) -> WorkerProcess:
+                    ready_within: float, *, hold: bool = False) -> WorkerProcess:
         """Start the process, send its configuration, wait for "ready". A failure raises
-        SandboxError carrying what the process printed on stderr (e.g. why a mount failed)."""
+        SandboxError carrying what the process printed on stderr (e.g. why a mount failed).
+        `hold`: stop the process between calls (a worker in a PID namespace of its own stops
+        itself instead, and its init continues it)."""
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -33,7 +36,7 @@ class WorkerProcess:
                 start_new_session=True)
         except OSError as exc:
             raise SandboxError(f"the session's process could not be started: {exc}") from None
-        worker = cls(proc)
+        worker = cls(proc, hold=hold)
         try:
             async with asyncio.timeout(ready_within):
                 ready = await worker.call(dict(config))
@@ -53,13 +56,21 @@ class WorkerProcess:
         """Send one frame, read one back. EOFError if the process went away meanwhile."""
         stdin, stdout = self.proc.stdin, self.proc.stdout
         assert stdin is not None and stdout is not None
+        self._signal(signal.SIGCONT)
         try:
             stdin.write(wire.encode(message))
             await stdin.drain()
             header = await stdout.readexactly(wire.HEADER.size)
-            return wire.decode(await stdout.readexactly(wire.frame_length(header)))
+            reply = wire.decode(await stdout.readexactly(wire.frame_length(header)))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise EOFError("the session's process closed its pipes") from exc
+        self._signal(signal.SIGSTOP)  # no CPU for threads a cell left running, until the next
+        return reply
+
+    def _signal(self, number: signal.Signals) -> None:
+        if self.hold and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, number)
 
     def kill_now(self) -> None:
         """SIGKILL the process group; with --kill-child the namespace's init dies with

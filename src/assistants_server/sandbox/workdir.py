@@ -4,6 +4,7 @@ code planted, and removed with the session. Blocking calls: run them in a thread
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import quota
 from .interface import WORK_DIR, SandboxPathError
 
 SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -26,11 +28,14 @@ def directory_name(session_key: str) -> str:
     return session_key
 
 
-def create(directory: Path, owner: Owner) -> None:
-    """The directory, private to the session's uid. Left over from an earlier process, its
-    files are handed to this session's uid (no worker of it runs yet, so nothing races)."""
+def create(directory: Path, owner: Owner, quota_bytes: int | None = None) -> None:
+    """The directory, private to the session's uid, with a mount of `quota_bytes` on it if
+    given. Left over from an earlier process, its files are handed to this session's uid (no
+    worker of it runs yet, so nothing races)."""
     existed = directory.exists()
     directory.mkdir(mode=0o700, parents=False, exist_ok=True)
+    if quota_bytes is not None:
+        quota.mount(directory, quota_bytes, owner)
     if owner is None:
         return
     os.chown(directory, *owner)
@@ -105,7 +110,37 @@ def relative_parts(path: str) -> list[str]:
 
 
 def remove(directory: Path) -> None:
+    quota.unmount(directory)
     shutil.rmtree(directory, onerror=_retry_writable)
+
+
+def trim_to_quota(directory: Path, limit: int, written: list[str]) -> str | None:
+    """If the directory holds more than `limit` bytes, remove the files `written` by the last
+    execution and say so (for the model); None when it is within its quota."""
+    used = quota.usage(directory)
+    if used <= limit:
+        return None
+    for path in written:
+        with contextlib.suppress(OSError, SandboxPathError):
+            discard(directory, path)
+    return (f"{WORK_DIR} went over its quota of {limit >> 20} MiB ({used >> 20} MiB), so the "
+            f"files this execution wrote were removed: {', '.join(written) or 'none'}. Delete "
+            "files that are no longer needed before writing more.")
+
+
+def discard(directory: Path, path: str) -> None:
+    """Remove the file at `path` under the directory (never through a link), if it is there."""
+    parts = relative_parts(path)
+    fd = _open_dir(directory)
+    try:
+        for part in parts[:-1]:
+            next_fd = _open_at(fd, part, os.O_DIRECTORY, path)
+            os.close(fd)
+            fd = next_fd
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(parts[-1], dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _retry_writable(function: Callable[..., Any], path: str, excinfo: Any) -> None:

@@ -50,6 +50,7 @@ def main() -> NoReturn:
     kernel = Kernel()
     cpu = CpuBudget(config["cpu_seconds"])
     wire.send(protocol_out, {"op": "ready"})
+    pause(own_pid_namespace)
     while (request := wire.receive(protocol_in)) is not None:
         try:
             reply = execute(request, kernel, output, cpu, work_dir, own_pid_namespace)
@@ -57,7 +58,16 @@ def main() -> NoReturn:
             reply = {"logs": output.take(), "images": [], "files": [],
                      "error": f"The sandbox failed while executing: {exc!r}"}
         wire.send(protocol_out, reply)
+        pause(own_pid_namespace)
     os._exit(0)
+
+
+def pause(own_pid_namespace: bool) -> None:
+    """Between executions the session uses no CPU, whatever threads a cell left running: the
+    worker stops itself, and the namespace's init continues it when the next request arrives
+    (`jail.supervise`). Without a namespace of its own, the server does both."""
+    if own_pid_namespace:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def confine(config: SessionConfig) -> None:
