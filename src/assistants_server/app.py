@@ -197,7 +197,7 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
     executor = Executor(
         app.state.sessionmaker, router if router.configured else NoBackend(),
         concurrency=settings.executor_concurrency, lease_seconds=settings.lease_seconds,
-        profiles=_profiles(settings, router), bus=bus,
+        poll_seconds=settings.poll_seconds, profiles=_profiles(settings, router), bus=bus,
         sweepers=[purge_files, *([sandbox.reap_idle] if sandbox else [])],
         services=ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs,
                               ingestion_wait_seconds=settings.file_search_wait_seconds))
@@ -207,7 +207,7 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
         lambda: executor.stop(settings.shutdown_grace_seconds)))
     ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
                         concurrency=settings.ingest_concurrency,
-                        lease_seconds=settings.lease_seconds,
+                        lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds,
                         parse_seconds=settings.parse_timeout_seconds,
                         parse_memory_mb=settings.parse_memory_mb)
     await ingestor.start()

@@ -136,6 +136,11 @@ class Settings(ToolSettings, HttpSettings):
         "serves only /health, /ready and /metrics). `serve --role`, `worker`.",
     )
     executor_concurrency: int = Field(64, ge=1, description="Runs driven at once per process.")
+    poll_seconds: float = Field(
+        1.0, gt=0, description="How often a process that drives runs looks for queued runs and "
+        "files to index when nothing woke it (queued work wakes every process at once through "
+        "Redis or PostgreSQL's NOTIFY; the poll is the safety net). Its periodic sweeps wait "
+        "for it too.")
     gc_young_threshold: int = Field(
         0, ge=0,
         description="Allocations between collections of Python's youngest garbage-collector "
