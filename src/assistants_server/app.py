@@ -38,6 +38,7 @@ from assistants_server.db.engine import (
 from assistants_server.engine.executor import Executor
 from assistants_server.events.bus import EventBus, LocalEventBus
 from assistants_server.events.redis_bus import RedisEventBus
+from assistants_server.events.wakeups import wakeups_for
 from assistants_server.files.blobs import LocalBlobStore, blob_store
 from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
@@ -151,6 +152,7 @@ async def _open_storage(app: FastAPI, settings: Settings, stack: AsyncExitStack)
                             retention_seconds=settings.stream_retention_seconds)
         stack.push_async_callback(bus.close)
     app.state.bus = bus
+    app.state.wakeups = wakeups_for(bus, engine, settings.database_schema)
     app.state.blobs = blob_store(settings)
     if settings.blob_url:  # a wrong bucket or credentials fail the start, not an upload
         await app.state.blobs.check()
@@ -213,9 +215,8 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
     await ingestor.start()
     stack.push_async_callback(ingestor.stop)
     app.state.executor, app.state.ingestor = executor, ingestor
-    if isinstance(bus, RedisEventBus):
-        wakeups = asyncio.create_task(bus.on_wake(executor.notify))
-        stack.callback(wakeups.cancel)
+    app.state.wakeups.listen({"runs": executor.notify, "ingestion": ingestor.notify})
+    stack.push_async_callback(app.state.wakeups.stop)  # first: before the workers stop
 
 
 @contextmanager
