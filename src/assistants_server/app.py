@@ -204,6 +204,9 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
         services=ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs,
                               ingestion_wait_seconds=settings.file_search_wait_seconds))
     await executor.start()
+    # Once the workers stopped, what they handed back is for the other processes to take now.
+    for kind in ("ingestion", "runs"):
+        stack.push_async_callback(app.state.wakeups.wake, kind)
     stack.push_async_callback(executor.stop)
     stack.enter_context(draining_on_stop_signals(
         lambda: executor.stop(settings.shutdown_grace_seconds)))

@@ -1,10 +1,13 @@
 """Queued work wakes a worker in another process at once, not at its next poll: a run created
 through one process is driven by a worker process, and files added to a vector store through one
-process are indexed by a worker, through Redis or, without it, PostgreSQL's notifications. The
-workers poll every 30 s here, so only a wake-up explains work picked up within seconds."""
+process are indexed by a worker, through Redis or, without it, PostgreSQL's notifications; a run
+that a stopping worker hands back is taken by another. The workers poll every 30 s here, so only
+a wake-up explains work picked up within seconds."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -12,8 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from assistants_server.config import Settings
+from assistants_server.db.migrate import run_blocking
+from tests.fake_backend import Reply
 from tests.runs.conftest import REDIS_URL
 from tests.runs.test_process_death import HEADERS, _serve
 from tests.test_cli import _free_port
@@ -75,6 +82,44 @@ def test_a_run_created_where_no_executor_runs_is_driven_by_a_worker_at_once_with
             "thread": {"messages": [{"role": "user", "content": "hi"}]}}).json()
         path = f"/threads/{run['thread_id']}/runs/{run['id']}"
         _within(QUICKLY, lambda: dict(http.get(path).json()), "completed")
+
+
+def _driving_pid(settings: Settings, run_id: str) -> int:
+    """The process whose lease the run is under (its owner is host:pid:token)."""
+    async def read() -> str:
+        engine = create_async_engine(settings.resolved_database_url)
+        try:
+            async with engine.connect() as connection:
+                return str((await connection.execute(text(
+                    f'SELECT lease_owner FROM "{settings.database_schema}".runs '
+                    "WHERE id = :id"), {"id": run_id})).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return int(run_blocking(read()).split(":")[1])
+
+
+def test_a_run_handed_back_by_a_stopping_worker_is_taken_by_another_at_once_without_redis(
+    settings: Settings, script: list[Any], sent: list[dict[str, Any]],
+) -> None:
+    script.extend([Reply(text="never heard", hang_seconds=30), Reply(text="answered anew")])
+    worker = {"role": "worker", "shutdown_grace_seconds": "0"}
+    processes = _processes(settings, worker, worker, {"executor_enabled": "false"})
+    api = next(processes)[2]
+    try:
+        with httpx.Client(base_url=api, headers=HEADERS, timeout=30) as http:
+            assistant = http.post("/assistants", json={"model": "fake-model"}).json()
+            run = http.post("/threads/runs", json={
+                "assistant_id": assistant["id"],
+                "thread": {"messages": [{"role": "user", "content": "hi"}]}}).json()
+            path = f"/threads/{run['thread_id']}/runs/{run['id']}"
+            _within(QUICKLY, lambda: dict(http.get(path).json()), "in_progress")
+            # No grace: the worker hands the turn back as it stops.
+            os.kill(_driving_pid(settings, run["id"]), signal.SIGTERM)
+            done = _within(QUICKLY, lambda: dict(http.get(path).json()), "completed")
+        assert done["status"] == "completed" and len(sent) == 2
+    finally:
+        processes.close()
 
 
 def _files_are_indexed_at_once(api: str) -> None:
