@@ -66,7 +66,8 @@ class Settings(ToolSettings, HttpSettings):
         None, description="The S3 endpoint of a store other than AWS (MinIO, Ceph...), e.g. "
         "http://minio:9000.")
     database_pool_size: int = Field(
-        30, ge=1, description="PostgreSQL connections each process keeps open (and never exceeds).")
+        30, ge=1, description="PostgreSQL connections each process keeps open (and never exceeds); "
+        "without redis_url, a process that drives runs keeps one more that listens for wake-ups.")
     backend_base_url: str | None = Field(
         None,
         description="OpenAI-compatible Chat Completions endpoint, e.g. http://localhost:11434/v1.",
