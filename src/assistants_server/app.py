@@ -38,6 +38,7 @@ from assistants_server.db.engine import (
 from assistants_server.engine.executor import Executor
 from assistants_server.events.bus import EventBus, LocalEventBus
 from assistants_server.events.redis_bus import RedisEventBus
+from assistants_server.events.wakeups import wakeups_for
 from assistants_server.files.blobs import LocalBlobStore, blob_store
 from assistants_server.files.router import router as files_router
 from assistants_server.files.service import purge_expired
@@ -152,6 +153,7 @@ async def _open_storage(app: FastAPI, settings: Settings, stack: AsyncExitStack)
                             retention_seconds=settings.stream_retention_seconds)
         stack.push_async_callback(bus.close)
     app.state.bus = bus
+    app.state.wakeups = wakeups_for(bus, engine, settings.database_schema)
     app.state.blobs = blob_store(settings)
     if settings.blob_url:  # a wrong bucket or credentials fail the start, not an upload
         await app.state.blobs.check()
@@ -198,25 +200,27 @@ async def _start_workers(app: FastAPI, settings: Settings, stack: AsyncExitStack
     executor = Executor(
         app.state.sessionmaker, router if router.configured else NoBackend(),
         concurrency=settings.executor_concurrency, lease_seconds=settings.lease_seconds,
-        profiles=_profiles(settings, router), bus=bus,
+        poll_seconds=settings.poll_seconds, profiles=_profiles(settings, router), bus=bus,
         sweepers=[purge_files, *([sandbox.reap_idle] if sandbox else [])],
         services=ToolServices(index=index, sandbox=sandbox, blobs=app.state.blobs,
                               ingestion_wait_seconds=settings.file_search_wait_seconds))
     await executor.start()
+    # Once the workers stopped, what they handed back is for the other processes to take now.
+    for kind in ("ingestion", "runs"):
+        stack.push_async_callback(app.state.wakeups.wake, kind)
     stack.push_async_callback(executor.stop)
     stack.enter_context(draining_on_stop_signals(
         lambda: executor.stop(settings.shutdown_grace_seconds)))
     ingestor = Ingestor(app.state.sessionmaker, app.state.blobs, index,
                         concurrency=settings.ingest_concurrency,
-                        lease_seconds=settings.lease_seconds,
+                        lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds,
                         parse_seconds=settings.parse_timeout_seconds,
                         parse_memory_mb=settings.parse_memory_mb)
     await ingestor.start()
     stack.push_async_callback(ingestor.stop)
     app.state.executor, app.state.ingestor = executor, ingestor
-    if isinstance(bus, RedisEventBus):
-        wakeups = asyncio.create_task(bus.on_wake(executor.notify))
-        stack.callback(wakeups.cancel)
+    app.state.wakeups.listen({"runs": executor.notify, "ingestion": ingestor.notify})
+    stack.push_async_callback(app.state.wakeups.stop)  # first: before the workers stop
 
 
 @contextmanager

@@ -66,7 +66,8 @@ class Settings(ToolSettings, HttpSettings):
         None, description="The S3 endpoint of a store other than AWS (MinIO, Ceph...), e.g. "
         "http://minio:9000.")
     database_pool_size: int = Field(
-        30, ge=1, description="PostgreSQL connections each process keeps open (and never exceeds).")
+        30, ge=1, description="PostgreSQL connections each process keeps open (and never exceeds); "
+        "without redis_url, a process that drives runs keeps one more that listens for wake-ups.")
     backend_base_url: str | None = Field(
         None,
         description="OpenAI-compatible Chat Completions endpoint, e.g. http://localhost:11434/v1.",
@@ -136,6 +137,11 @@ class Settings(ToolSettings, HttpSettings):
         "serves only /health, /ready and /metrics). `serve --role`, `worker`.",
     )
     executor_concurrency: int = Field(64, ge=1, description="Runs driven at once per process.")
+    poll_seconds: float = Field(
+        1.0, gt=0, description="How often a process that drives runs looks for queued runs and "
+        "files to index when nothing woke it (queued work wakes every process at once through "
+        "Redis or PostgreSQL's NOTIFY; the poll is the safety net). Its periodic sweeps wait "
+        "for it too.")
     gc_young_threshold: int = Field(
         0, ge=0,
         description="Allocations between collections of Python's youngest garbage-collector "

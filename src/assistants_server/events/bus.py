@@ -71,10 +71,6 @@ class EventBus(Protocol):
         nothing when the run is not logged or ended before `after`."""
         ...
 
-    async def wake(self) -> None:
-        """Tell executors in other processes that a run was queued."""
-        ...
-
 
 @dataclass(slots=True)
 class _Log:
@@ -114,9 +110,6 @@ class LocalEventBus:
 
     async def refresh(self, run_id: str) -> None:
         """Nothing to learn: every watcher of this bus is in this process."""
-
-    async def wake(self) -> None:
-        """No other process listens here."""
 
     async def forget(self, run_id: str) -> None:
         self._logs.pop(run_id, None)

@@ -8,23 +8,18 @@ numbers (one Lua script appends a batch atomically, so concurrent publishers nev
 collide); and the watch marker, which producers learn through `refresh`. Keys expire: a finished
 run's after ASSISTANTS_STREAM_RETENTION_SECONDS, any other after `idle_seconds` without events.
 
-Executors are woken through a pub/sub channel when a run is queued, so a run created by an
-API-only process starts at once rather than at the next poll.
+The same Redis carries the wake-ups of every process's workers (events/wakeups.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
 from assistants_server.events.bus import DONE, Event
-
-log = logging.getLogger(__name__)
 
 _APPEND = """
 local count = (#ARGV - 2) / 2
@@ -130,25 +125,6 @@ class RedisEventBus:
                         yield batch
                         return
                 yield batch
-
-    async def wake(self) -> None:
-        """Tell every executor that a run was queued."""
-        await self.redis.publish(f"{self.prefix}:wake", "1")
-
-    async def on_wake(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Call `callback` whenever some process queued a run (until cancelled)."""
-        while True:
-            try:
-                async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(f"{self.prefix}:wake")
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            await callback()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis went away: executors still poll; retry shortly
-                log.warning("lost the Redis wake-up channel; retrying", exc_info=True)
-                await asyncio.sleep(1.0)
 
     def _remember(self, run_id: str) -> None:
         now = time.monotonic()

@@ -41,9 +41,7 @@ async def delete_thread_endpoint(
     async def after() -> None:
         await outbox.publish()  # the cancel's events and `done` end the run's stream
         if cancelled is not None:  # the process driving it stops asking the model
-            if state.executor is not None:
-                await state.executor.notify()
-            await state.bus.wake()
+            await state.wakeups.wake("runs")
 
     after_commit(session, after)
     return DeletedObject(id=thread_id, object="thread.deleted")

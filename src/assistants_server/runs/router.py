@@ -1,7 +1,7 @@
 """HTTP endpoints of runs and run steps, and of create-thread-and-run (`POST /v1/threads/runs`).
 
-A write commits, then publishes its events, then sets the run going (the local executor is
-woken, or adopts a streamed run), so the executor always finds the run it is told about and a
+A write commits, then publishes its events, then sets the run going (every process's executor
+is woken, or this one adopts the run), so the executor always finds the run it is told about and a
 stream always starts with the events of the request that opened it. `stream: true` answers
 with the run's event stream (events/sse.py); validation errors come before it, as plain JSON.
 """
@@ -86,10 +86,8 @@ async def _respond(
 
     async def start() -> None:
         await outbox.publish()
-        if lease is None:
-            if executor is not None:
-                await executor.notify()
-            await bus.wake()
+        if lease is None:  # every process's executor looks, this one's included
+            await request.app.state.wakeups.wake("runs")
         elif background is not None and not stream:
             background.add_task(_adopt, executor, run)
         else:

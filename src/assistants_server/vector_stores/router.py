@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import SessionDep
 from assistants_server.api.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
+from assistants_server.events.wakeups import Wakeups
 from assistants_server.kit.errors import InvalidRequestError
 from assistants_server.kit.objects import DeletedObject
 from assistants_server.kit.uow import after_commit
@@ -21,7 +22,6 @@ from assistants_server.retrieval.index import SearchIndex
 from assistants_server.retrieval.rows import ChunkRow
 from assistants_server.vector_stores import batches, service
 from assistants_server.vector_stores.filters import check_filter
-from assistants_server.vector_stores.ingest import Ingestor
 from assistants_server.vector_stores.schemas import (
     CreateFileBatchRequest,
     CreateVectorStoreFileRequest,
@@ -47,15 +47,10 @@ def _index(request: Request) -> SearchIndex:
     return index
 
 
-def _ingestor(request: Request) -> Ingestor | None:
-    ingestor: Ingestor | None = request.app.state.ingestor
-    return ingestor
-
-
 def _wake_ingestion(request: Request, session: AsyncSession) -> None:
-    """Wake this process's ingestion worker once the request's files are committed."""
-    if (ingestor := _ingestor(request)) is not None:
-        after_commit(session, ingestor.notify)
+    """Wake every process's ingestion worker once the request's files are committed."""
+    wakeups: Wakeups = request.app.state.wakeups
+    after_commit(session, lambda: wakeups.wake("ingestion"))
 
 
 @router.post("")
