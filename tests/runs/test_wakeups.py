@@ -123,7 +123,8 @@ def test_a_run_handed_back_by_a_stopping_worker_is_taken_by_another_at_once_with
 
 
 def _files_are_indexed_at_once(api: str) -> None:
-    """A store created with a file, a file added, a file batch: each indexed within seconds."""
+    """A store created with a file, a file added, a file batch, a thread's store, a message's
+    attachment: each indexed within seconds."""
     with httpx.Client(base_url=api, headers=HEADERS, timeout=30) as http:
         def upload(n: int) -> str:
             text = f"Report {n}: revenue was {n} million dollars.\n".encode()
@@ -141,6 +142,17 @@ def _files_are_indexed_at_once(api: str) -> None:
                           json={"file_ids": [upload(3)]}).json()
         _within(QUICKLY, lambda: dict(http.get(
             f"/vector_stores/{store['id']}/file_batches/{batch['id']}").json()), "completed")
+        # Stores the server makes itself: a thread's inline store, a message's attachment.
+        thread = http.post("/threads", json={"tool_resources": {"file_search": {
+            "vector_stores": [{"file_ids": [upload(4)]}]}}}).json()
+        inline = thread["tool_resources"]["file_search"]["vector_store_ids"][0]
+        _within(QUICKLY, lambda: dict(http.get(f"/vector_stores/{inline}").json()), "completed")
+        attached = upload(5)
+        http.post(f"/threads/{thread['id']}/messages", json={
+            "role": "user", "content": "see the report", "attachments": [
+                {"file_id": attached, "tools": [{"type": "file_search"}]}]}).raise_for_status()
+        _within(QUICKLY, lambda: dict(http.get(
+            f"/vector_stores/{inline}/files/{attached}").json()), "completed")
 
 
 def test_files_added_through_an_api_process_are_indexed_by_a_worker_at_once(

@@ -14,6 +14,7 @@ from assistants_server.auth.keys import KeyStore, Principal, ProjectAccess
 from assistants_server.backends.catalog import ModelCatalog
 from assistants_server.config import Settings
 from assistants_server.db.tenancy import PROJECT
+from assistants_server.events.wakeups import SESSION_INFO
 from assistants_server.kit.uow import commit, rollback
 
 
@@ -32,7 +33,8 @@ def project_of(request: Request) -> dict[str, str]:
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # Services only flush; the request commits once, after the endpoint succeeded.
-    async with request.app.state.sessionmaker(info=project_of(request)) as session:
+    info = {**project_of(request), SESSION_INFO: request.app.state.wakeups}
+    async with request.app.state.sessionmaker(info=info) as session:
         try:
             yield session
         except BaseException:

@@ -29,10 +29,16 @@ from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import NullPool, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    create_async_engine,
+)
 
 from assistants_server.events.bus import EventBus
 from assistants_server.events.redis_bus import RedisEventBus
+from assistants_server.kit.uow import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,26 @@ def wakeups_for(bus: EventBus, engine: AsyncEngine, schema: str | None) -> Wakeu
     if engine.dialect.name == "postgresql":
         return Wakeups(PostgresWakeups(engine, channel_for(schema)))
     return Wakeups()
+
+
+SESSION_INFO = "wakeups"  # a request's database session carries the app's Wakeups there
+
+
+def wake_after_commit(session: AsyncSession, kind: Kind) -> None:
+    """Wake every process's workers of `kind` once `session` commits (once per transaction):
+    for a service that queues work without knowing who asked. A session that carries no
+    Wakeups (a worker's, an import's) wakes nobody; the poll finds its work."""
+    wakeups: Wakeups | None = session.info.get(SESSION_INFO)
+    queued: set[Kind] = session.info.setdefault(f"{SESSION_INFO}.queued", set())
+    if wakeups is None or kind in queued:
+        return
+    queued.add(kind)
+
+    async def wake() -> None:
+        queued.discard(kind)
+        await wakeups.wake(kind)
+
+    after_commit(session, wake)
 
 
 class Wakeups:

@@ -10,14 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants_server.api.deps import SessionDep
 from assistants_server.api.pagination import ListPage, ListQuery, ListQueryDep, list_query, page_of
-from assistants_server.events.wakeups import Wakeups
 from assistants_server.kit.errors import InvalidRequestError
 from assistants_server.kit.objects import DeletedObject
-from assistants_server.kit.uow import after_commit
 from assistants_server.retrieval.index import SearchIndex
 from assistants_server.retrieval.rows import ChunkRow
 from assistants_server.vector_stores import batches, service
@@ -47,18 +44,11 @@ def _index(request: Request) -> SearchIndex:
     return index
 
 
-def _wake_ingestion(request: Request, session: AsyncSession) -> None:
-    """Wake every process's ingestion worker once the request's files are committed."""
-    wakeups: Wakeups = request.app.state.wakeups
-    after_commit(session, lambda: wakeups.wake("ingestion"))
-
-
 @router.post("")
 async def create_vector_store(
     body: CreateVectorStoreRequest, session: SessionDep, request: Request
 ) -> VectorStore:
     store = await service.create_vector_store(session, body)
-    _wake_ingestion(request, session)
     return await service.describe_vector_store(session, store)
 
 
@@ -122,7 +112,6 @@ async def create_vector_store_file(
     row = await service.attach_file(session, store, body.file_id,
                                     service.chunking(body.chunking_strategy),
                                     body.attributes or {})
-    _wake_ingestion(request, session)
     return service.show_file(row)
 
 
@@ -181,7 +170,6 @@ async def create_vector_store_file_batch(
 ) -> FileBatch:
     batch = await batches.create_file_batch(session, vector_store_id,
                                              batches.batch_entries(body))
-    _wake_ingestion(request, session)
     return await batches.describe_file_batch(session, batch)
 
 

@@ -23,6 +23,7 @@ from assistants_server.db.models import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from assistants_server.events.wakeups import wake_after_commit
 from assistants_server.files.service import get_file
 from assistants_server.kit.errors import InvalidRequestError, NotFoundError
 from assistants_server.kit.ids import check_id, new_id
@@ -213,6 +214,7 @@ async def attach_file(
         existing.chunking_strategy, existing.attributes = strategy, attributes
         existing.lease_expires_at = None
         await session.flush()
+        wake_after_commit(session, "ingestion")
         return existing
     row = VectorStoreFileRow(
         id=file.id, created_at=int(time.time()), metadata_={}, vector_store_id=store.id,
@@ -220,6 +222,7 @@ async def attach_file(
         attributes=attributes)
     session.add(row)
     await session.flush()
+    wake_after_commit(session, "ingestion")
     return row
 
 
