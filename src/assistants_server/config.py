@@ -55,6 +55,12 @@ class Settings(ToolSettings, HttpSettings):
         "never corrupts) or 'full' (an acknowledged write survives a power cut; slower "
         "writes).",
     )
+    sqlite_fair_writes: bool = Field(
+        True,
+        description="SQLite: this process's writers take the database's one write lock in "
+        "the order they asked for it (an in-process queue) rather than racing for it in "
+        "SQLite's busy handler, which under load let a run wait seconds to start.",
+    )
     blob_url: str | None = Field(
         None,
         description="Where files' bytes are kept: unset, the data directory's files/ (a volume "

@@ -168,3 +168,54 @@ async def test_a_slow_statement_does_not_stall_the_event_loop(engine: AsyncEngin
     ticking.cancel()
     assert elapsed > 0.1, "the statement was meant to take a while"
     assert len(gaps) >= 10 and max(gaps) < 0.05
+
+
+async def _wait_of_one_writer_behind_a_busy_one(engine: AsyncEngine) -> float:
+    """A writer that keeps taking the lock back (one transaction after another, like an
+    ingestion writing chunks), and one more writer arriving meanwhile: how long it waits."""
+    stop = asyncio.Event()
+
+    async def busy() -> None:
+        while not stop.is_set():
+            async with engine.begin() as connection:
+                await connection.execute(text("INSERT INTO items VALUES (0)"))
+                await asyncio.sleep(0.02)  # work done inside the transaction
+
+    background = asyncio.create_task(busy())
+    try:
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO items VALUES (1)"))
+        return time.monotonic() - started
+    finally:
+        stop.set()
+        await background
+
+
+async def test_a_writer_gets_its_turn_behind_one_that_keeps_writing(engine: AsyncEngine) -> None:
+    waits = [await _wait_of_one_writer_behind_a_busy_one(engine) for _ in range(5)]
+    # Its turn comes after the transaction in progress (20 ms), not when SQLite's busy handler,
+    # sleeping up to 100 ms between tries, happens to find the lock free.
+    assert max(waits) < 0.5, waits
+
+
+async def test_a_writer_waiting_past_the_busy_timeout_fails_and_the_queue_goes_on(
+        tmp_path: Path) -> None:
+    from assistants_server.db.sqlite_writers import WriterQueue
+
+    engine = create_engine(Settings(data_dir=tmp_path, sqlite_fair_writes=False))
+    WriterQueue(timeout_seconds=0.3).install(engine)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE items (n INTEGER)"))
+        async with engine.begin() as holder:
+            await holder.execute(text("INSERT INTO items VALUES (1)"))
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with engine.begin() as late:
+                    await late.execute(text("INSERT INTO items VALUES (2)"))
+        async with engine.begin() as connection:  # the turn was given back
+            await connection.execute(text("INSERT INTO items VALUES (3)"))
+        assert await _count(engine) == 2
+    finally:
+        await engine.dispose()
