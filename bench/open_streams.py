@@ -89,10 +89,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--token-seconds", type=float, default=5.0,
                    help="seconds between the model's tokens after the first")
     p.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window")
-    p.add_argument("--connect-concurrency", type=int, default=200,
+    p.add_argument("--connect-concurrency", type=int, default=50,
                    help="streams connecting (not yet at their first event) at a time")
     p.add_argument("--first-event-timeout", type=float, default=60.0,
                    help="seconds a stream may wait for its first event")
+    p.add_argument("--logs", type=Path, help="copy every process's log into this directory")
     p.add_argument("--level-timeout", type=float, default=1800.0,
                    help="seconds one stream count may take, start to cleanup")
     return p.parse_args()
@@ -565,6 +566,10 @@ def level(count: int, args: argparse.Namespace, tmp: Path, redis_pid: int) -> di
     finally:
         top.stop()
         asyncio.run(top.cleanup())
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            for log in tmp.glob(f"{top.name}-*.log"):
+                shutil.copy(log, args.logs / f"{count}-{log.name}")
 
 
 # --- report -----------------------------------------------------------------------------
@@ -640,7 +645,8 @@ def run(args: argparse.Namespace, counts: list[int], tmp: Path,
     host = machine() | {"load_at_start": load(), "nofile": [soft, hard], "redis": redis}
     print(f"{host['cpus']} cores, load average {host['load_at_start']['loadavg']}, "
           f"{host['load_at_start']['mem_available_mb']:,} MB available, open files {hard}, "
-          f"Redis maxclients {redis['maxclients']} ({redis['clients']} connected), "
+          f"Redis {args.redis_url} maxclients {redis['maxclients']} "
+          f"({redis['clients']} connected), "
           f"servers' Redis pool {args.redis_max_connections or 'default (100)'}", flush=True)
     if max(counts) > hard - 500:  # the clients hold one descriptor per stream, here
         print(f"warning: {max(counts):,} streams need as many descriptors; the limit is {hard}")
@@ -658,7 +664,7 @@ def run(args: argparse.Namespace, counts: list[int], tmp: Path,
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"open-streams-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps({"machine": host, "args": vars(args) | {
-        "database_url": args.database_url.split("@")[-1]}, "rows": rows}, indent=2))
+        "database_url": args.database_url.split("@")[-1]}, "rows": rows}, indent=2, default=str))
     print(f"\nresults written to {out}")
     bad = [r for r in rows if "failed" in r or r["open_errors"] or r["closed_early"]
            or r["dead"] or r["opened"] < r["streams"]]
