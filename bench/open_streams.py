@@ -94,7 +94,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--first-event-timeout", type=float, default=60.0,
                    help="seconds a stream may wait for its first event")
     p.add_argument("--logs", type=Path, help="copy every process's log into this directory")
-    p.add_argument("--level-timeout", type=float, default=1800.0,
+    p.add_argument("--open-timeout", type=float, default=1800.0,
+                   help="seconds the streams may take to open; then the open ones are measured")
+    p.add_argument("--level-timeout", type=float, default=2700.0,
                    help="seconds one stream count may take, start to cleanup")
     return p.parse_args()
 
@@ -351,6 +353,7 @@ class Stream(asyncio.Protocol):
 
 async def open_streams(urls: list[str], runs: list[tuple[str, str]], count: int,
                        args: argparse.Namespace, opened: list[Stream] | None = None,
+                       errors: dict[str, int] | None = None,
                        ) -> tuple[list[Stream], dict[str, int], float]:
     """`count` streams, round-robin over `urls` and `runs`; (the streams that received an
     event, appended to `opened` as they do, errors by kind, seconds until the last of them
@@ -358,7 +361,7 @@ async def open_streams(urls: list[str], runs: list[tuple[str, str]], count: int,
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(args.connect_concurrency)
     opened = [] if opened is None else opened
-    errors: dict[str, int] = {}
+    errors = {} if errors is None else errors
     t0 = time.perf_counter()
 
     async def one(i: int) -> None:
@@ -470,8 +473,15 @@ async def measure(top: Topology, count: int, args: argparse.Namespace,
     streams: list[Stream] = []
     row["_clients_cpu0"] = _own_cpu()
     sampler = asyncio.create_task(progress(pids, apis, redis_pid, streams, row))
+    errors: dict[str, int] = {}
+    t0 = time.perf_counter()
     try:
-        _, errors, open_s = await open_streams(top.api_urls, runs, count, args, streams)
+        _, _, open_s = await asyncio.wait_for(
+            open_streams(top.api_urls, runs, count, args, streams, errors), args.open_timeout)
+    except TimeoutError:  # measure the streams that did open
+        errors["not open when --open-timeout ran out"] = (
+            count - len(streams) - sum(errors.values()))
+        open_s = time.perf_counter() - t0
     finally:
         sampler.cancel()
     row |= {"opened": len(streams), "open_errors": errors, "open_s": open_s,
@@ -519,14 +529,18 @@ async def progress(pids: dict[str, int], apis: list[str], redis_pid: int,
     processes and Redis kept busy since the sample before (in `row["opening"]`)."""
     samples: list[dict[str, float]] = row.setdefault("opening", [])
     t0 = last_t = time.perf_counter()
-    last = sum(cpu_seconds(pids[n]) for n in apis), cpu_seconds(redis_pid, tree=False)
+    names = [*apis, "redis"]
+
+    def times() -> list[float]:
+        return [*(cpu_seconds(pids[n]) for n in apis), cpu_seconds(redis_pid, tree=False)]
+
+    last = times()
     while True:
         await asyncio.sleep(every)
-        now = time.perf_counter()
-        cpu = sum(cpu_seconds(pids[n]) for n in apis), cpu_seconds(redis_pid, tree=False)
-        samples.append({"t": round(now - t0, 1), "open": len(streams),
-                        "api_cores": round((cpu[0] - last[0]) / (now - last_t), 2),
-                        "redis_cores": round((cpu[1] - last[1]) / (now - last_t), 2)})
+        now, cpu = time.perf_counter(), times()
+        samples.append({"t": round(now - t0, 1), "open": len(streams)} | {
+            f"{n}_cores": round((c - b) / (now - last_t), 2)
+            for n, c, b in zip(names, cpu, last, strict=True)})
         print(f"  {samples[-1]}", flush=True)
         last, last_t = cpu, now
 
@@ -552,18 +566,50 @@ async def _redis_clients(url: str) -> int:
         await redis.aclose()
 
 
+class Terminated(Exception):
+    """SIGTERM or SIGINT: stop measuring, clean up, report what was measured."""
+
+
+def _terminate(*_: object) -> None:
+    raise Terminated
+
+
+def on_signals() -> None:
+    """Outside an event loop, a signal raises Terminated where the bench is (an event loop's
+    own handlers, below, replace this while it runs and reset it when it closes)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+
+
+async def guarded(coro: Any, seconds: float) -> Any:
+    """`coro` within `seconds`; a signal cancels it (raised in a protocol's callback, the
+    event loop would only log it) and raises Terminated."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    stopped = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: (stopped.append(True), task.cancel()))
+    try:
+        return await asyncio.wait_for(task, seconds)
+    except asyncio.CancelledError:
+        if stopped:
+            raise Terminated from None
+        raise
+
+
 def level(count: int, args: argparse.Namespace, tmp: Path, redis_pid: int) -> dict[str, Any]:
     top = Topology(args, tmp)
     try:
         top.start()
-        row = uvloop.run(asyncio.wait_for(measure(top, count, args, redis_pid),
-                                          args.level_timeout))
+        row = uvloop.run(guarded(measure(top, count, args, redis_pid), args.level_timeout))
         if row["dead"] or row["open_errors"] or row["closed_early"]:
             row["logs"] = top.logs()
         return row
-    except (BenchError, httpx.HTTPError, TimeoutError) as exc:
-        return {"streams": count, "failed": repr(exc), "dead": top.dead(), "logs": top.logs()}
+    except (BenchError, httpx.HTTPError, TimeoutError, Terminated) as exc:
+        return {"streams": count, "failed": repr(exc), "dead": top.dead(), "logs": top.logs(),
+                "terminated": isinstance(exc, Terminated)}
     finally:
+        on_signals()  # the event loop's close reset them
         top.stop()
         asyncio.run(top.cleanup())
         if args.logs:
@@ -624,12 +670,12 @@ def main() -> int:
     counts = [int(value) for value in args.streams.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="bench-open-streams-"))
     private = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` still cleans up
+    on_signals()  # `finally` clauses still clean up
     try:
         if args.own_redis:
             private, args.redis_url = start_redis(args.own_redis, tmp)
         return run(args, counts, tmp, (soft, hard))
-    except BenchError as exc:
+    except (BenchError, Terminated) as exc:
         print(f"benchmark aborted: {exc}")
         return 1
     finally:
@@ -657,6 +703,8 @@ def run(args: argparse.Namespace, counts: list[int], tmp: Path,
         print(f"{count:,} streams: " + (f"FAILED {r['failed']}" if "failed" in r else
               f"{r['opened']:,} opened in {r['open_s']:.1f} s, "
               f"{r['per_stream_kb'] or 0:.1f} KB per stream"), flush=True)
+        if r.get("terminated"):
+            break
     report(rows, args, host)
     for r in rows:
         if r.get("logs"):
