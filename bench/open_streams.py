@@ -20,10 +20,11 @@ system) of the API processes, the worker and Redis over --idle-seconds with the 
 and idle (the model's slow tokens still relayed). The figure asked: memory per stream at the
 largest S against S = 1,000 (linear: about 1).
 
-The clients are asyncio protocols on uvloop in this process (a few hundred bytes and no task
-per stream). RLIMIT_NOFILE is raised to its hard limit before anything starts, so the server
-processes inherit it. Prints a Markdown table and the load it ran under, writes JSON to
-bench/results/, and exits 1 when a stream did not open, closed early or a process died.
+The clients are asyncio protocols on uvloop in this process (a few hundred bytes per stream, and
+no coroutine once it is open). RLIMIT_NOFILE is raised to its hard limit before anything
+starts, so the server processes inherit it. Prints a Markdown table and the load it ran under,
+writes JSON to bench/results/, and exits 1 when a stream did not open, closed early or a
+process died.
 
     .venv/bin/python bench/open_streams.py [--streams 0,1000,10000] [--api-processes 2]
         [--runs 100] [--database-url URL] [--redis-url URL]
@@ -109,7 +110,7 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     together), with the ASSISTANTS_ settings of `env` only."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTS_")}
     return subprocess.Popen(cmd, cwd=ROOT, env=base | env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, process_group=0)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, seconds: float = 90) -> None:
@@ -472,7 +473,7 @@ async def measure(top: Topology, count: int, args: argparse.Namespace,
     row["fds_before"] = {n: open_fds(pids[n]) for n in apis}
     streams: list[Stream] = []
     row["_clients_cpu0"] = _own_cpu()
-    sampler = asyncio.create_task(progress(pids, apis, redis_pid, streams, row))
+    sampler = asyncio.ensure_future(progress(pids, apis, redis_pid, streams, row))
     errors: dict[str, int] = {}
     t0 = time.perf_counter()
     try:
@@ -585,12 +586,12 @@ async def guarded(coro: Any, seconds: float) -> Any:
     """`coro` within `seconds`; a signal cancels it (raised in a protocol's callback, the
     event loop would only log it) and raises Terminated."""
     loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(coro)
+    measuring = asyncio.ensure_future(coro)
     stopped = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: (stopped.append(True), task.cancel()))
+        loop.add_signal_handler(sig, lambda: (stopped.append(True), measuring.cancel()))
     try:
-        return await asyncio.wait_for(task, seconds)
+        return await asyncio.wait_for(measuring, seconds)
     except asyncio.CancelledError:
         if stopped:
             raise Terminated from None
