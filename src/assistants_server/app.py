@@ -150,7 +150,8 @@ async def _open_storage(app: FastAPI, settings: Settings, stack: AsyncExitStack)
     bus: EventBus = LocalEventBus(retention_seconds=settings.stream_retention_seconds)
     if settings.redis_url:
         bus = RedisEventBus(settings.redis_url, prefix=settings.redis_prefix,
-                            retention_seconds=settings.stream_retention_seconds)
+                            retention_seconds=settings.stream_retention_seconds,
+                            max_connections=settings.redis_max_connections)
         stack.push_async_callback(bus.close)
     app.state.bus = bus
     app.state.wakeups = wakeups_for(bus, engine, settings.database_schema)

@@ -185,6 +185,9 @@ class Settings(ToolSettings, HttpSettings):
         "processes can stream. Unset: logs live in each process.",
     )
     redis_prefix: str = Field("assistants", description="Prefix of this server's Redis keys.")
+    redis_max_connections: int = Field(
+        10_000, ge=10, description="Redis connections per process: each open stream holds one "
+        "(Redis itself accepts 10,000 clients unless its maxclients says otherwise).")
     stream_keepalive_seconds: float = Field(
         15.0, ge=0,
         description="Seconds between ': ping' comments on an idle event stream (0: none).",

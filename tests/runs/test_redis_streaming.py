@@ -15,6 +15,7 @@ import pytest
 
 from assistants_server.app import create_app
 from assistants_server.config import Settings
+from assistants_server.events.bus import Event
 from assistants_server.events.redis_bus import RedisEventBus
 from tests.conftest import BETA, LiveServer
 from tests.fake_backend import Reply
@@ -119,6 +120,23 @@ async def test_concurrent_publishers_get_one_gapless_order(bus: RedisEventBus) -
         assert [b async for b in bus.subscribe("run_unknown")] == []
     finally:
         await other.close()
+
+
+async def test_hundreds_of_streams_of_one_process_are_served(bus: RedisEventBus) -> None:
+    """Each subscriber holds a connection while it waits: more than the Redis client's default
+    pool of 100 must still be served, and requests beside them too."""
+    assert await bus.watch("run_many") is True
+    await bus.publish("run_many", [("thread.run.created", "{}")])
+    subscribers = [asyncio.create_task(_collect(bus.subscribe("run_many"))) for _ in range(300)]
+    await asyncio.sleep(1.5)  # all of them are waiting in their blocking reads
+    assert await bus.last_seq("run_many") == 1  # a request beside them gets a connection
+    await bus.publish("run_many", [("done", "[DONE]")], final=True)
+    seen = await asyncio.wait_for(asyncio.gather(*subscribers), 30)
+    assert all(names == ["thread.run.created", "done"] for names in seen)
+
+
+async def _collect(batches: AsyncIterator[list[Event]]) -> list[str]:
+    return [event.name async for batch in batches for event in batch]
 
 
 @pytest.mark.parametrize("kind", ["local", "redis"])

@@ -39,9 +39,11 @@ return last
 class RedisEventBus:
     shared = True
 
-    def __init__(self, url: str, *, prefix: str = "assistants",
-                 retention_seconds: float = 60.0, idle_seconds: float = 900.0) -> None:
-        self.redis: Redis = Redis.from_url(url)
+    def __init__(self, url: str, *, prefix: str = "assistants", retention_seconds: float = 60.0,
+                 idle_seconds: float = 900.0, max_connections: int = 10_000) -> None:
+        # Each open stream holds a connection for its blocking read: the client's default of
+        # 100 per process turned the 101st stream, and every request needing Redis, into a 500.
+        self.redis: Redis = Redis.from_url(url, max_connections=max_connections)
         self.prefix = prefix
         self.retention = max(1, int(retention_seconds))
         self.idle = max(1, int(idle_seconds))
