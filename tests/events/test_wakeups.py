@@ -200,3 +200,24 @@ async def test_redis_carries_the_kind_and_older_servers_wake_ups_are_runs(redis:
         assert await heard.next() == "runs"
     finally:
         await listener.stop()
+
+
+async def test_a_process_is_woken_once_by_its_own_wake_up(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """The carrier brings a process's own message back to it: that echo is not delivered a
+    second time (each delivery is a claim round of the executor or the ingestor)."""
+    wakeups, heard = wakeups_for(LocalEventBus(), engine, settings.database_schema), Heard()
+    other = Heard()
+    listener = wakeups_for(LocalEventBus(), engine, settings.database_schema)
+    await _listening(wakeups, heard)
+    await _listening(listener, other)
+    try:
+        await wakeups.wake("runs")
+        assert await heard.next() == "runs"  # delivered here at once
+        assert await other.next() == "runs"  # the message went round
+        with pytest.raises(TimeoutError):
+            await heard.next(0.5)
+    finally:
+        await wakeups.stop()
+        await listener.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 
@@ -45,13 +46,14 @@ log = logging.getLogger(__name__)
 Kind = Literal["runs", "ingestion"]
 KINDS: tuple[Kind, ...] = ("runs", "ingestion")
 Handler = Callable[[], Awaitable[object] | object]
-Deliver = Callable[[Kind], Awaitable[None]]
+Deliver = Callable[[str | bytes], Awaitable[None]]  # a message as received
 
 
 def kind_of(payload: str | bytes) -> Kind:
-    """The kind a message names; anything else is `runs` (what servers sent before there
-    were kinds, with a payload of "1")."""
-    return "ingestion" if payload in ("ingestion", b"ingestion") else "runs"
+    """The kind a message ("<kind> <origin>") names; anything else is `runs` (what servers
+    sent before there were kinds, with a payload of "1")."""
+    text = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
+    return "ingestion" if text.partition(" ")[0] == "ingestion" else "runs"
 
 
 def retry_delay(failures: int) -> float:
@@ -60,12 +62,12 @@ def retry_delay(failures: int) -> float:
 
 
 class Carrier(Protocol):
-    async def send(self, kind: Kind) -> None:
-        """Tell every listening process that work of `kind` was queued."""
+    async def send(self, message: str) -> None:
+        """Tell every listening process (this one too) `message`: "<kind> <origin>"."""
         ...
 
     async def listen(self, deliver: Deliver) -> None:
-        """Call `deliver` with each kind woken anywhere (and with every kind after each
+        """Call `deliver` with each message sent anywhere (and with every kind after each
         connection, for what was queued while none was open), until cancelled."""
         ...
 
@@ -105,6 +107,8 @@ class Wakeups:
         self.carrier = carrier
         self._handlers: dict[Kind, list[Handler]] = {}
         self._listening: asyncio.Task[None] | None = None
+        # In each message sent, so that the carrier's echo of it is not delivered here twice.
+        self.origin = secrets.token_hex(6)
 
     async def wake(self, kind: Kind) -> None:
         """Wake the workers of `kind`: this process's now, the others' through the carrier."""
@@ -112,7 +116,7 @@ class Wakeups:
         if self.carrier is None:
             return
         try:
-            await self.carrier.send(kind)
+            await self.carrier.send(f"{kind} {self.origin}")
         except Exception:  # noqa: BLE001 - the others find the work at their next poll
             log.warning("could not wake other processes (%s); they will find the work at "
                         "their next poll", kind, exc_info=True)
@@ -123,7 +127,7 @@ class Wakeups:
         for kind, handler in handlers.items():
             self._handlers.setdefault(kind, []).append(handler)
         if self.carrier is not None and self._listening is None:
-            self._listening = asyncio.create_task(self.carrier.listen(self._deliver),
+            self._listening = asyncio.create_task(self.carrier.listen(self._received),
                                                   name="wakeups")
 
     async def stop(self) -> None:
@@ -131,6 +135,11 @@ class Wakeups:
             self._listening.cancel()
             await asyncio.gather(self._listening, return_exceptions=True)
             self._listening = None
+
+    async def _received(self, message: str | bytes) -> None:
+        text = message.decode(errors="replace") if isinstance(message, bytes) else message
+        if text.partition(" ")[2] != self.origin:  # this process's own: delivered already
+            await self._deliver(kind_of(text))
 
     async def _deliver(self, kind: Kind) -> None:
         for handler in self._handlers.get(kind, ()):
@@ -146,8 +155,8 @@ class RedisWakeups:
         self.redis = redis
         self.channel = f"{prefix}:wake"
 
-    async def send(self, kind: Kind) -> None:
-        await self.redis.publish(self.channel, kind)
+    async def send(self, message: str) -> None:
+        await self.redis.publish(self.channel, message)
 
     async def listen(self, deliver: Deliver) -> None:
         failures = 0
@@ -160,7 +169,7 @@ class RedisWakeups:
                         await deliver(kind)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            await deliver(kind_of(message["data"]))
+                            await deliver(message["data"])
             except Exception:  # noqa: BLE001 - Redis went away: workers still poll
                 failures += 1
                 log.warning("lost the Redis wake-up channel; retrying in %.1f s",
@@ -186,10 +195,10 @@ class PostgresWakeups:
         self.check_seconds = check_seconds
         self.listener_pid: int | None = None  # the listening connection's server process
 
-    async def send(self, kind: Kind) -> None:
+    async def send(self, message: str) -> None:
         async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT pg_notify(:channel, :kind)"),
-                                     {"channel": self.channel, "kind": kind})
+            await connection.execute(text("SELECT pg_notify(:channel, :message)"),
+                                     {"channel": self.channel, "message": message})
 
     async def listen(self, deliver: Deliver) -> None:
         engine = create_async_engine(self.engine.url, poolclass=NullPool,
@@ -233,4 +242,4 @@ class PostgresWakeups:
                 continue
             if payload is None:
                 return
-            await deliver(kind_of(payload))
+            await deliver(payload)
