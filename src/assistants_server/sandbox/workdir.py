@@ -71,14 +71,9 @@ def put(directory: Path, name: str, data: bytes, owner: Owner) -> str:
 def read(directory: Path, path: str, max_bytes: int) -> bytes:
     """A regular file under the directory, opened one component at a time with O_NOFOLLOW:
     '..' and symlinks (anywhere on the path) are refused, so nothing outside can be read."""
-    parts = relative_parts(path)
-    fd = _open_dir(directory)
+    fd, name = _open_parent(directory, path)
     try:
-        for part in parts[:-1]:
-            next_fd = _open_at(fd, part, os.O_DIRECTORY, path)
-            os.close(fd)
-            fd = next_fd
-        file_fd = _open_at(fd, parts[-1], os.O_NONBLOCK, path)  # a FIFO must not block us
+        file_fd = _open_at(fd, name, os.O_NONBLOCK, path)  # a FIFO must not block us
     finally:
         os.close(fd)
     try:
@@ -130,6 +125,17 @@ def trim_to_quota(directory: Path, limit: int, written: list[str]) -> str | None
 
 def discard(directory: Path, path: str) -> None:
     """Remove the file at `path` under the directory (never through a link), if it is there."""
+    fd, name = _open_parent(directory, path)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _open_parent(directory: Path, path: str) -> tuple[int, str]:
+    """The directory holding `path` (opened one component at a time with O_NOFOLLOW: '..' and
+    symlinks are refused) and the last component's name. The caller closes the fd."""
     parts = relative_parts(path)
     fd = _open_dir(directory)
     try:
@@ -137,10 +143,10 @@ def discard(directory: Path, path: str) -> None:
             next_fd = _open_at(fd, part, os.O_DIRECTORY, path)
             os.close(fd)
             fd = next_fd
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(parts[-1], dir_fd=fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, parts[-1]
 
 
 def _retry_writable(function: Callable[..., Any], path: str, excinfo: Any) -> None:
