@@ -24,6 +24,16 @@ def stores(sdk: Any) -> Any:
     return sdk.vector_stores if hasattr(sdk, "vector_stores") else sdk.beta.vector_stores
 
 
+def indexed(sdk: Any, store_id: str, seconds: float = 20.0) -> Any:
+    """The store once every file of it is indexed, which must happen within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (store := stores(sdk).retrieve(store_id)).status == "in_progress":
+        assert time.monotonic() < deadline, f"{store_id} still indexing after {seconds} s"
+        time.sleep(0.05)
+    assert store.status == "completed" and store.file_counts.failed == 0, store
+    return store
+
+
 def make_pdf(path: Path, *pages: str) -> Path:
     pdf = FPDF()
     pdf.set_font("Helvetica", size=12)
@@ -150,9 +160,7 @@ def test_message_attachment_makes_the_threads_vector_store(
     (store_id,) = thread.tool_resources.file_search.vector_store_ids
     store = stores(sdk).retrieve(store_id)
     assert store.expires_after.days == 7 and store.file_counts.total == 1
-    deadline = time.monotonic() + 20
-    while stores(sdk).retrieve(store_id).status != "completed" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    indexed(sdk, store_id)
     script += [search_call("Quasar vacuum"), Reply(text="Done.")]
     run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert run.status == "completed"

@@ -3,7 +3,6 @@ so that one search cannot push a small model's prompt over its limit."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from assistants_server.tokens import count_text
 from tests.conftest import LiveServer
 from tests.fake_backend import Reply
-from tests.runs.test_file_search import search_call, stores
+from tests.runs.test_file_search import indexed, search_call, stores
 
 WINDOW = 4000
 
@@ -28,9 +27,7 @@ def test_one_search_takes_at_most_a_quarter_of_a_small_context(
     files = [sdk.files.create(file=(f"doc{i}.txt", f"Part {i}. {words}".encode()),
                               purpose="assistants") for i in range(3)]
     store = stores(sdk).create(file_ids=[f.id for f in files])
-    deadline = time.monotonic() + 20
-    while stores(sdk).retrieve(store.id).status != "completed" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    indexed(sdk, store.id)
     assistant = sdk.beta.assistants.create(
         model="fake-model", tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_store_ids": [store.id]}})

@@ -23,7 +23,7 @@ from assistants_server.config import Settings
 from assistants_server.db.migrate import run_blocking
 from tests.fake_backend import Reply
 from tests.runs.conftest import REDIS_URL
-from tests.runs.test_file_search import search_call
+from tests.runs.test_file_search import indexed, search_call, stores
 from tests.runs.test_process_death import HEADERS, _serve
 from tests.runs.test_roles import _frames
 from tests.test_cli import _free_port
@@ -123,12 +123,7 @@ def test_the_sdk_through_two_api_processes_and_two_workers(
     report.write_text(REPORT)
     with report.open("rb") as handle:
         file = first.files.create(file=handle, purpose="assistants")
-    stores = getattr(first, "vector_stores", None) or first.beta.vector_stores
-    store = stores.create(name="Reports", file_ids=[file.id])
-    deadline = time.monotonic() + 30
-    while (store := stores.retrieve(store.id)).file_counts.completed < 1:
-        assert store.file_counts.failed == 0 and time.monotonic() < deadline
-        time.sleep(0.1)
+    store = indexed(first, stores(first).create(name="Reports", file_ids=[file.id]).id, 30)
     searcher = first.beta.assistants.create(
         model="fake-model", tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_store_ids": [store.id]}})

@@ -71,16 +71,21 @@ def _within(seconds: float, read: Callable[[], dict[str, Any]], done: str) -> di
     return state
 
 
+def _queue_a_run(http: httpx.Client) -> tuple[dict[str, Any], str]:
+    """A run of a new assistant on a new thread, polled (not streamed); it and its path."""
+    assistant = http.post("/assistants", json={"model": "fake-model"}).json()
+    run = http.post("/threads/runs", json={
+        "assistant_id": assistant["id"],
+        "thread": {"messages": [{"role": "user", "content": "hi"}]}}).json()
+    return run, f"/threads/{run['thread_id']}/runs/{run['id']}"
+
+
 def test_a_run_created_where_no_executor_runs_is_driven_by_a_worker_at_once_without_redis(
     pg_only: list[str],
 ) -> None:
     api = pg_only[1]
     with httpx.Client(base_url=api, headers=HEADERS, timeout=30) as http:
-        assistant = http.post("/assistants", json={"model": "fake-model"}).json()
-        run = http.post("/threads/runs", json={
-            "assistant_id": assistant["id"],
-            "thread": {"messages": [{"role": "user", "content": "hi"}]}}).json()
-        path = f"/threads/{run['thread_id']}/runs/{run['id']}"
+        _, path = _queue_a_run(http)
         _within(QUICKLY, lambda: dict(http.get(path).json()), "completed")
 
 
@@ -108,11 +113,7 @@ def test_a_run_handed_back_by_a_stopping_worker_is_taken_by_another_at_once_with
     api = next(processes)[2]
     try:
         with httpx.Client(base_url=api, headers=HEADERS, timeout=30) as http:
-            assistant = http.post("/assistants", json={"model": "fake-model"}).json()
-            run = http.post("/threads/runs", json={
-                "assistant_id": assistant["id"],
-                "thread": {"messages": [{"role": "user", "content": "hi"}]}}).json()
-            path = f"/threads/{run['thread_id']}/runs/{run['id']}"
+            run, path = _queue_a_run(http)
             _within(QUICKLY, lambda: dict(http.get(path).json()), "in_progress")
             # No grace: the worker hands the turn back as it stops.
             os.kill(_driving_pid(settings, run["id"]), signal.SIGTERM)
