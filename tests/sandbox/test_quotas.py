@@ -140,3 +140,15 @@ async def test_threads_a_cell_leaves_running_use_no_cpu_between_cells(
         assert (await box.execute("thread_a", resumed)).logs == "True"
     finally:
         await box.aclose()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root mounts the quota; unprivileged, none is left")
+async def test_a_put_that_fills_the_mount_leaves_no_partial_file(
+        small_disk: LocalSandbox) -> None:
+    from assistants_server.sandbox import workdir
+
+    await small_disk.put_file("thread_a", "first.csv", b"x")
+    directory = small_disk._sessions["thread_a"].directory
+    with pytest.raises(OSError, match="No space left"):  # past the check, as in a race
+        await asyncio.to_thread(workdir.put, directory, "big.bin", b"x" * (9 * MiB), None)
+    assert sorted(os.listdir(directory)) == ["first.csv"]

@@ -60,6 +60,9 @@ def put(directory: Path, name: str, data: bytes, owner: Owner) -> str:
                 f.write(data)
             if owner is not None:
                 os.fchown(fd, *owner)
+        except BaseException:  # e.g. the quota's mount is full: leave no half-written file
+            os.unlink(temporary, dir_fd=dir_fd)
+            raise
         finally:
             os.close(fd)
         os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
