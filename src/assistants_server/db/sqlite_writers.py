@@ -67,6 +67,8 @@ class WriterQueue:
             log.warning("a write waited %.1f s for its turn at SQLite's write lock", waited)
 
     def _transaction_ended(self, conn: Any) -> None:
+        # Called just before the COMMIT or ROLLBACK runs: the next writer may meet SQLite's
+        # lock for that statement's length, and its busy handler's first naps are 1-2 ms.
         try:
             info = conn.connection.record_info
         except Exception:  # noqa: BLE001 - invalidated: the pool's events release the turn
